@@ -1,0 +1,80 @@
+"""Tables of the SQLAlchemy backend: a record is its JSON document plus indexed columns."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+users = Table(
+    "users", metadata,
+    Column("username", String(100), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created", String(19), nullable=False),
+)
+
+projects = Table(
+    "projects", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("created", String(19), nullable=False),
+    Column("last_updated", String(19), nullable=False),
+    Column("record_count", Integer, nullable=False, default=0),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("project_id", String(100), ForeignKey("projects.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("principal", String(100), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Index("ix_grants_principal", "principal"),
+)
+
+records = Table(
+    "records", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", String(100), ForeignKey("projects.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("label", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("revision", String(40), nullable=False),
+    Column("timestamp", String(19), nullable=False),
+    Column("user", Text, nullable=False, default=""),
+    Column("main_file", Text, nullable=False, default=""),
+    Column("version", Text, nullable=False, default=""),
+    Column("executable", Text, nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("outcome", Text, nullable=False, default=""),
+    Column("duration", Float, nullable=True),
+    UniqueConstraint("project_id", "label", name="uq_records_project_label"),
+    Index("ix_records_project_timestamp", "project_id", "timestamp", "label"),
+)
+
+record_tags = Table(
+    "record_tags", metadata,
+    Column("record_id", Integer, ForeignKey("records.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("tag", String(255), primary_key=True),
+    Column("project_id", String(100), nullable=False),
+    Index("ix_record_tags_project_tag", "project_id", "tag"),
+)

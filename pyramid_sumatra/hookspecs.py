@@ -1,0 +1,228 @@
+"""The storage backend interface of Sumatra Server, as pluggy hookspecs.
+
+Exactly one *backend* plugin implements the storage hooks (every hook below
+marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
+of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
+a callable ``create_backend(settings: dict) -> object`` returning the plugin
+object whose methods carry ``@hookimpl``.
+
+Every storage hook is called inside the current ``transaction`` (the request's,
+or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
+manager) so that nothing it writes persists unless that transaction commits.
+Hooks raise :class:`~pyramid_sumatra.types.StorageConflict` when a concurrent
+writer won a race (the request is retried) and
+:class:`~pyramid_sumatra.types.StorageUnavailable` when storage cannot be
+reached (the client gets 503).
+
+Other plugins may wrap any hook (``@hookimpl(wrapper=True)``: audit, quotas,
+read-only guards) and implement the event hooks at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, UserInfo
+
+PROJECT_NAME = "pyramid_sumatra"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- lifecycle ---------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_initialize_storage() -> bool:
+    """Create or upgrade the storage schema so the other hooks can work.
+
+    Idempotent: called by ``sumatra-server CONFIG initdb`` and at app start-up
+    when ``sumatra.initdb = true``. Runs outside any request. Return True.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_storage_status() -> dict[str, Any]:
+    """Report whether storage is reachable.
+
+    Return ``{"ok": bool, "backend": name, ...}`` with any extra detail; never
+    raise. Used by ``/_ready`` and ``sumatra-server check``.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_dispose_storage() -> bool:
+    """Release connections, file handles and locks (app or CLI shutting down). Return True."""
+
+
+# -- records -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_get_record(project_id: str, label: str) -> StoredRecord | None:
+    """Return the record ``label`` of ``project_id`` with its body, or None if absent."""
+
+
+@hookspec(firstresult=True)
+def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
+    """Store ``record`` (body, revision and index fields), replacing any stored one.
+
+    ``create`` is True when the caller believes the label is new: if a record
+    with that label exists after all (a concurrent writer), raise
+    ``StorageConflict`` instead of overwriting it. When ``create`` is False the
+    record exists and is replaced. Also moves the project's ``last_updated`` to
+    now. Return True.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_record(project_id: str, label: str) -> bool:
+    """Delete one record and its tags. Return True if it existed, False if not."""
+
+
+@hookspec(firstresult=True)
+def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
+    """Select records of a project by ``query`` (see :class:`RecordQuery`).
+
+    Must be one query or one index read, not one read per record. Bodies are
+    included only when ``query.with_body`` is True (``body`` is None
+    otherwise). ``next_cursor`` is set when ``limit`` cut the result short;
+    passing it back as ``query.cursor`` returns the next page, stable under
+    concurrent inserts. ``total`` counts every match, ignoring limit and cursor.
+    An unknown ``order`` field raises ValueError.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_most_recent_record(project_id: str) -> StoredRecord | None:
+    """Return the record with the latest timestamp (ties: greatest label), with body, or None."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
+    """Delete every record of the project having ``tag``; return how many were deleted."""
+
+
+# -- projects ----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_get_project(project_id: str) -> ProjectInfo | None:
+    """Return the project (with ``record_count`` and ``last_updated``), or None if absent."""
+
+
+@hookspec(firstresult=True)
+def sumatra_put_project(project: ProjectInfo) -> bool:
+    """Create the project, or update its name and description. Return True if it was created.
+
+    ``created`` and ``last_updated`` are set by the backend on creation;
+    ``last_updated`` also moves on update.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_project(project_id: str) -> bool:
+    """Delete a project with all its records and grants. Return True if it existed."""
+
+
+@hookspec(firstresult=True)
+def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
+    """Return projects on which any of ``principals`` (usernames, or ``anonymous``) holds a grant.
+
+    ``None`` means every project (server administrators). Newest
+    ``last_updated`` first, ties broken by id.
+    """
+
+
+# -- grants ------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_get_grants(project_id: str) -> dict[str, str]:
+    """Return ``{principal: role}`` for the project (empty if none or no such project).
+
+    Principals are usernames or ``anonymous``; roles are ``read``, ``write``, ``admin``.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_set_grant(project_id: str, principal: str, role: str) -> bool:
+    """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True."""
+
+
+@hookspec(firstresult=True)
+def sumatra_revoke_grant(project_id: str, principal: str) -> bool:
+    """Remove the principal's grant. Return True if there was one."""
+
+
+# -- users -------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_get_user(username: str) -> UserInfo | None:
+    """Return the user (with its password hash, never a clear password), or None."""
+
+
+@hookspec(firstresult=True)
+def sumatra_put_user(user: UserInfo) -> bool:
+    """Create or replace the user. Return True if it was created."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_user(username: str) -> bool:
+    """Delete the user and every grant it holds. Return True if it existed."""
+
+
+@hookspec(firstresult=True)
+def sumatra_list_users() -> list[UserInfo]:
+    """Return every user, ordered by username."""
+
+
+# -- not storage: authentication and events ------------------------------------
+
+
+@hookspec(firstresult=True)
+def sumatra_authenticate(username: str, password: str) -> bool | None:
+    """Decide a login attempt: True accepts, False rejects, None leaves it to the next plugin.
+
+    The built-in implementation checks the stored password hash; an
+    institution's plugin can consult LDAP first. The user must also exist in
+    storage for grants to apply.
+    """
+
+
+@hookspec
+def sumatra_record_saved(project_id: str, label: str, created: bool) -> None:
+    """Called after the transaction that saved a record committed."""
+
+
+@hookspec
+def sumatra_record_deleted(project_id: str, label: str) -> None:
+    """Called after the transaction that deleted a record committed."""
+
+
+#: Hooks a backend must implement; start-up fails if one is missing.
+STORAGE_HOOKS = (
+    "sumatra_initialize_storage",
+    "sumatra_storage_status",
+    "sumatra_dispose_storage",
+    "sumatra_get_record",
+    "sumatra_put_record",
+    "sumatra_delete_record",
+    "sumatra_query_records",
+    "sumatra_most_recent_record",
+    "sumatra_delete_records_by_tag",
+    "sumatra_get_project",
+    "sumatra_put_project",
+    "sumatra_delete_project",
+    "sumatra_list_projects",
+    "sumatra_get_grants",
+    "sumatra_set_grant",
+    "sumatra_revoke_grant",
+    "sumatra_get_user",
+    "sumatra_put_user",
+    "sumatra_delete_user",
+    "sumatra_list_users",
+)

@@ -1,0 +1,233 @@
+"""Record documents: validation, the update rule, v3/v4 forms, index fields, ETags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from .types import StoredRecord
+
+#: Names that are routes inside a project, never record labels.
+RESERVED_LABELS = frozenset({"permissions", "tag", "tagged", "last"})
+MAX_NAME_LENGTH = 100
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-+@ ]*$")
+
+#: Fields a second PUT of the same label updates (annotations and run results).
+UPDATABLE_FIELDS = frozenset(
+    {"reason", "outcome", "tags", "duration", "output_data", "stdout_stderr", "repeats"}
+)
+
+#: Fields that must be strings (or null) when present, because storage indexes them.
+_STRING_FIELDS = ("reason", "outcome", "main_file", "version", "user")
+
+_TIMESTAMP_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+class InvalidRecord(ValueError):
+    """The document cannot be accepted; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def name_problem(name: str, kind: str) -> str | None:
+    """Why ``name`` cannot be a project id or record label, or None if it can."""
+    if not name:
+        return f"{kind} is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{kind} is longer than {MAX_NAME_LENGTH} characters"
+    if name.startswith("_"):
+        return f"{kind} {name!r} starts with '_', which is reserved for the server"
+    if name in (".", "..") or not _NAME_RE.match(name):
+        return (f"{kind} {name!r} may contain only letters, digits and '_ . - + @ ' "
+                "and must start with a letter or digit")
+    if kind == "label" and name in RESERVED_LABELS:
+        return f"label {name!r} is reserved ({', '.join(sorted(RESERVED_LABELS))})"
+    return None
+
+
+def parse_json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord("body", f"body is not UTF-8: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRecord("body", f"body is not valid JSON: {exc}") from None
+
+
+def normalise_timestamp(value: Any) -> str:
+    """Return the UTC form used for sorting, or raise InvalidRecord."""
+    if not isinstance(value, str):
+        raise InvalidRecord("timestamp", "timestamp must be a string 'YYYY-MM-DD HH:MM:SS'")
+    m = _TIMESTAMP_RE.match(value.strip())
+    if not m:
+        raise InvalidRecord(
+            "timestamp", f"timestamp {value!r} is not 'YYYY-MM-DD HH:MM:SS[+HH:MM]'")
+    date, time, _fraction, offset = m.groups()
+    text = f"{date} {time}"
+    if offset and offset != "Z":
+        text += offset if ":" in offset else offset[:3] + ":" + offset[3:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRecord("timestamp", f"timestamp {value!r}: {exc}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def tag_list(tags: Any) -> list[str]:
+    """The tags of a document as a list (old clients sent a comma-separated string)."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        return [t.strip() for t in tags.split(",") if t.strip()]
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        return list(dict.fromkeys(tags))
+    raise InvalidRecord("tags", "tags must be a list of strings")
+
+
+def validate(doc: Any, project_id: str, label: str) -> None:
+    """Check a record document sent to ``/<project_id>/<label>/``; raise InvalidRecord."""
+    if not isinstance(doc, dict):
+        raise InvalidRecord("body", "a record must be a JSON object")
+    if "label" not in doc:
+        raise InvalidRecord("label", "label is missing")
+    if not isinstance(doc["label"], str):
+        raise InvalidRecord("label", "label must be a string")
+    if doc["label"] != label:
+        raise InvalidRecord(
+            "label", f"label {doc['label']!r} in the body does not match {label!r} in the URL")
+    if "project_id" in doc and doc["project_id"] not in (None, project_id):
+        raise InvalidRecord(
+            "project_id",
+            f"project_id {doc['project_id']!r} in the body does not match {project_id!r} "
+            "in the URL")
+    if "timestamp" not in doc:
+        raise InvalidRecord("timestamp", "timestamp is missing")
+    normalise_timestamp(doc["timestamp"])
+    for name in _STRING_FIELDS:
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            raise InvalidRecord(name, f"{name} must be a string")
+    tag_list(doc.get("tags"))
+    if doc.get("duration") is not None and (
+        isinstance(doc["duration"], bool) or not isinstance(doc["duration"], (int, float))
+    ):
+        raise InvalidRecord("duration", "duration must be a number of seconds")
+    executable = doc.get("executable")
+    if executable is not None and not isinstance(executable, dict):
+        raise InvalidRecord("executable", "executable must be an object")
+    if isinstance(executable, dict) and not isinstance(executable.get("name") or "", str):
+        raise InvalidRecord("executable.name", "executable.name must be a string")
+    for name in ("output_data", "input_data"):
+        value = doc.get(name)
+        if value is not None and not isinstance(value, (list, str)):
+            raise InvalidRecord(name, f"{name} must be a list")
+
+
+def from_v3(doc: dict) -> dict:
+    """v3 input: output_data entries lack ``creation``; store it as null."""
+    out = doc.get("output_data")
+    if isinstance(out, list):
+        doc = dict(doc)
+        doc["output_data"] = [
+            ({**entry, "creation": entry.get("creation")} if isinstance(entry, dict) else entry)
+            for entry in out
+        ]
+    return doc
+
+
+def to_v3(doc: dict) -> dict:
+    """v3 output: no ``creation`` inside output_data entries."""
+    out = doc.get("output_data")
+    if isinstance(out, list):
+        doc = dict(doc)
+        doc["output_data"] = [
+            ({k: v for k, v in entry.items() if k != "creation"}
+             if isinstance(entry, dict) else entry)
+            for entry in out
+        ]
+    return doc
+
+
+def merge_update(stored: dict, incoming: dict) -> dict:
+    """The second PUT of a label: take annotations and results, keep how the run was made.
+
+    Keys the stored document lacks are added (nothing a client sends is lost);
+    write-once keys keep their stored value.
+    """
+    merged = dict(stored)
+    for key, value in incoming.items():
+        if key in UPDATABLE_FIELDS or key not in stored:
+            merged[key] = value
+    return merged
+
+
+def serialise(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def revision_of(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:20]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def build_stored_record(project_id: str, doc: dict) -> StoredRecord:
+    """Serialise a validated document and derive the fields storage indexes."""
+    try:
+        body = serialise(doc)
+    except ValueError as exc:  # NaN/Infinity are not JSON
+        raise InvalidRecord("body", f"record is not representable as JSON: {exc}") from None
+    executable = doc.get("executable")
+    duration = doc.get("duration")
+    return StoredRecord(
+        project_id=project_id,
+        label=doc["label"],
+        body=body,
+        revision=revision_of(body),
+        timestamp=normalise_timestamp(doc["timestamp"]),
+        tags=tag_list(doc.get("tags")),
+        user=_text(doc.get("user")),
+        main_file=_text(doc.get("main_file")),
+        version=_text(doc.get("version")),
+        executable=_text(executable.get("name")) if isinstance(executable, dict) else "",
+        reason=_text(doc.get("reason")),
+        outcome=_text(doc.get("outcome")),
+        duration=float(duration) if isinstance(duration, (int, float)) else None,
+    )
+
+
+def etag(revision: str, representation: str) -> str:
+    """ETag value (unquoted) naming a revision in one representation."""
+    return f"{revision}-{representation}"
+
+
+def etag_revision(tag: str) -> str:
+    return tag.rsplit("-", 1)[0]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def prepare_put(project_id: str, label: str, incoming: Any, media_version: str,
+                stored: StoredRecord | None) -> StoredRecord:
+    """The record to store for a PUT of ``incoming`` (new, or an update of ``stored``).
+
+    Raises InvalidRecord naming the field when the document cannot be accepted.
+    """
+    validate(incoming, project_id, label)
+    doc = from_v3(incoming) if media_version == "v3" else incoming
+    if stored is not None:
+        doc = merge_update(stored.document, doc)
+    return build_stored_record(project_id, doc)

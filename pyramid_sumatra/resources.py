@@ -1,0 +1,180 @@
+"""The traversal tree: Root → Project → Record / TagSet / Last / Permissions.
+
+Containers load from storage lazily; a name that cannot exist becomes an
+``InvalidName`` resource so that GET answers 404 and writes answer 400.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pyramid.authorization import ALL_PERMISSIONS, DENY_ALL, Allow, Authenticated, Everyone
+from pyramid.request import Request
+
+from .permissions import CREATE, EDIT, MANAGE, ROLE_PERMISSIONS, SERVER_ADMIN, VIEW, user_principal
+from .records import name_problem
+from .storage import Storage
+from .types import ANONYMOUS, ProjectInfo, StoredRecord
+
+
+class Resource:
+    __name__: str = ""
+    __parent__: Resource | None = None
+    #: Which media types the resource offers (negotiation.offers(kind)).
+    kind: str = "project"
+
+    @property
+    def storage(self) -> Storage:
+        return self.request.storage
+
+    request: Request
+
+
+class Root(Resource):
+    kind = "project-list"
+
+    def __init__(self, request: Request):
+        self.request = request
+
+    def __acl__(self):
+        return [(Allow, SERVER_ADMIN, ALL_PERMISSIONS), (Allow, Everyone, VIEW),
+                (Allow, Authenticated, CREATE)]
+
+    def __getitem__(self, name: str) -> Resource:
+        problem = name_problem(name, "project id")
+        if problem:
+            return InvalidName(self, name, problem)
+        return Project(self, name)
+
+
+class InvalidName(Resource):
+    """A URL segment that can never name a project or record."""
+
+    def __init__(self, parent: Resource, name: str, problem: str):
+        self.__parent__, self.__name__, self.request = parent, name, parent.request
+        self.problem = problem
+
+    def __acl__(self):
+        return [(Allow, Everyone, ALL_PERMISSIONS)]
+
+    def __getitem__(self, name: str) -> Resource:
+        return InvalidName(self, name, self.problem)
+
+
+class Project(Resource):
+    kind = "project"
+
+    def __init__(self, parent: Root, project_id: str):
+        self.__parent__, self.__name__, self.request = parent, project_id, parent.request
+        self.id = project_id
+
+    @cached_property
+    def info(self) -> ProjectInfo | None:
+        return self.storage.get_project(self.id)
+
+    @property
+    def exists(self) -> bool:
+        return self.info is not None
+
+    @cached_property
+    def grants(self) -> dict[str, str]:
+        return self.storage.get_grants(self.id) if self.exists else {}
+
+    @property
+    def is_public(self) -> bool:
+        return ANONYMOUS in self.grants
+
+    def __acl__(self):
+        if not self.exists:
+            # GET answers 404 to anyone; any user may create it (with a PUT of
+            # the project or of its first record).
+            return [(Allow, Everyone, VIEW), (Allow, Authenticated, (EDIT, CREATE)), DENY_ALL]
+        acl = [(Allow, SERVER_ADMIN, ALL_PERMISSIONS)]
+        for principal, role in sorted(self.grants.items()):
+            if principal == ANONYMOUS:
+                acl.append((Allow, Everyone, VIEW))  # public: anyone reads, nobody else writes
+            else:
+                acl.append((Allow, user_principal(principal), ROLE_PERMISSIONS.get(role, ())))
+        acl.append(DENY_ALL)
+        return acl
+
+    def __getitem__(self, name: str) -> Resource:
+        if name == "permissions":
+            return Permissions(self)
+        if name == "last":
+            return Last(self)
+        if name in ("tag", "tagged"):
+            return TagContainer(self, name)
+        problem = name_problem(name, "label")
+        if problem:
+            return InvalidName(self, name, problem)
+        return Record(self, name)
+
+
+class Record(Resource):
+    kind = "record"
+
+    def __init__(self, parent: Project, label: str):
+        self.__parent__, self.__name__, self.request = parent, label, parent.request
+        self.project = parent
+        self.label = label
+
+    @cached_property
+    def stored(self) -> StoredRecord | None:
+        if not self.project.exists:
+            return None
+        return self.storage.get_record(self.project.id, self.label)
+
+
+class Last(Resource):
+    """The most recent record of a project (by timestamp)."""
+
+    kind = "record"
+
+    def __init__(self, parent: Project):
+        self.__parent__, self.__name__, self.request = parent, "last", parent.request
+        self.project = parent
+
+    @cached_property
+    def stored(self) -> StoredRecord | None:
+        if not self.project.exists:
+            return None
+        return self.storage.most_recent_record(self.project.id)
+
+
+class TagContainer(Resource):
+    """``/<project>/tag/`` (and ``tagged/``): a tag name follows."""
+
+    def __init__(self, parent: Project, name: str):
+        self.__parent__, self.__name__, self.request = parent, name, parent.request
+        self.project = parent
+
+    def __getitem__(self, tag: str) -> Resource:
+        return TagSet(self, tag)
+
+
+class TagSet(Resource):
+    """The records of a project having one tag."""
+
+    kind = "project"
+
+    def __init__(self, parent: TagContainer, tag: str):
+        self.__parent__, self.__name__, self.request = parent, tag, parent.request
+        self.project = parent.project
+        self.tag = tag
+
+
+class Permissions(Resource):
+    kind = "project"
+
+    def __init__(self, parent: Project):
+        self.__parent__, self.__name__, self.request = parent, "permissions", parent.request
+        self.project = parent
+
+
+def root_factory(request: Request) -> Root:
+    return Root(request)
+
+
+__all__ = ["Root", "Project", "Record", "Last", "TagSet", "TagContainer", "Permissions",
+           "InvalidName", "root_factory", "MANAGE"]

@@ -1,0 +1,98 @@
+"""A typed facade over ``pm.hook``: the only way the app and CLI reach storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+import transaction
+
+from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, UserInfo
+
+
+class Storage:
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.hook = pm.hook
+
+    # lifecycle
+    def initialize(self) -> bool:
+        return self.hook.sumatra_initialize_storage()
+
+    def status(self) -> dict[str, Any]:
+        return self.hook.sumatra_storage_status()
+
+    def dispose(self) -> None:
+        self.hook.sumatra_dispose_storage()
+
+    # records
+    def get_record(self, project_id: str, label: str) -> StoredRecord | None:
+        return self.hook.sumatra_get_record(project_id=project_id, label=label)
+
+    def put_record(self, record: StoredRecord, create: bool) -> None:
+        self.hook.sumatra_put_record(record=record, create=create)
+        self._after_commit(self.hook.sumatra_record_saved,
+                           project_id=record.project_id, label=record.label, created=create)
+
+    def delete_record(self, project_id: str, label: str) -> bool:
+        deleted = self.hook.sumatra_delete_record(project_id=project_id, label=label)
+        if deleted:
+            self._after_commit(self.hook.sumatra_record_deleted,
+                               project_id=project_id, label=label)
+        return bool(deleted)
+
+    def query_records(self, project_id: str, query: RecordQuery | None = None) -> RecordPage:
+        return self.hook.sumatra_query_records(project_id=project_id, query=query or RecordQuery())
+
+    def most_recent_record(self, project_id: str) -> StoredRecord | None:
+        return self.hook.sumatra_most_recent_record(project_id=project_id)
+
+    def delete_records_by_tag(self, project_id: str, tag: str) -> int:
+        return self.hook.sumatra_delete_records_by_tag(project_id=project_id, tag=tag)
+
+    # projects
+    def get_project(self, project_id: str) -> ProjectInfo | None:
+        return self.hook.sumatra_get_project(project_id=project_id)
+
+    def put_project(self, project: ProjectInfo) -> bool:
+        return bool(self.hook.sumatra_put_project(project=project))
+
+    def delete_project(self, project_id: str) -> bool:
+        return bool(self.hook.sumatra_delete_project(project_id=project_id))
+
+    def list_projects(self, principals: list[str] | None) -> list[ProjectInfo]:
+        return self.hook.sumatra_list_projects(principals=principals)
+
+    # grants
+    def get_grants(self, project_id: str) -> dict[str, str]:
+        return self.hook.sumatra_get_grants(project_id=project_id) or {}
+
+    def set_grant(self, project_id: str, principal: str, role: str) -> None:
+        self.hook.sumatra_set_grant(project_id=project_id, principal=principal, role=role)
+
+    def revoke_grant(self, project_id: str, principal: str) -> bool:
+        return bool(self.hook.sumatra_revoke_grant(project_id=project_id, principal=principal))
+
+    # users
+    def get_user(self, username: str) -> UserInfo | None:
+        return self.hook.sumatra_get_user(username=username)
+
+    def put_user(self, user: UserInfo) -> bool:
+        return bool(self.hook.sumatra_put_user(user=user))
+
+    def delete_user(self, username: str) -> bool:
+        return bool(self.hook.sumatra_delete_user(username=username))
+
+    def list_users(self) -> list[UserInfo]:
+        return self.hook.sumatra_list_users()
+
+    def authenticate(self, username: str, password: str) -> bool:
+        return bool(self.hook.sumatra_authenticate(username=username, password=password))
+
+    @staticmethod
+    def _after_commit(hook, **kwargs) -> None:
+        def fire(committed: bool) -> None:
+            if committed:
+                hook(**kwargs)
+
+        transaction.get().addAfterCommitHook(fire)

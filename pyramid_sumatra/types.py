@@ -1,0 +1,109 @@
+"""Plain values exchanged between the app and storage backends.
+
+Backends receive and return these; they never see a request or a response.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from transaction.interfaces import TransientError
+
+#: Roles a grant may carry, weakest first.
+ROLES = ("read", "write", "admin")
+#: The pseudo-user whose grant makes a project public.
+ANONYMOUS = "anonymous"
+
+
+class StorageError(Exception):
+    """Base class of errors a backend raises on purpose."""
+
+
+class StorageConflict(StorageError, TransientError):
+    """A concurrent writer got there first (e.g. two creates of one label).
+
+    It is a ``TransientError``: pyramid_retry replays the request, which then
+    sees the other writer's result.
+    """
+
+
+class StorageUnavailable(StorageError):
+    """The storage cannot be reached or written now (database down, disk full)."""
+
+
+@dataclass
+class StoredRecord:
+    """One record: the JSON document as text, plus the fields storage indexes.
+
+    ``body`` is the document serialised as JSON; ``revision`` names that exact
+    body (it becomes the ETag). The index fields are derived from the body by
+    :func:`pyramid_sumatra.records.index_fields` and only ever used to filter and
+    sort; the body is the truth.
+    """
+
+    project_id: str
+    label: str
+    body: str | None
+    revision: str
+    timestamp: str  # UTC, "YYYY-MM-DD HH:MM:SS", sorts as text
+    tags: list[str] = field(default_factory=list)
+    user: str = ""
+    main_file: str = ""
+    version: str = ""
+    executable: str = ""
+    reason: str = ""
+    outcome: str = ""
+    duration: float | None = None
+
+    @property
+    def document(self) -> dict:
+        if self.body is None:
+            raise ValueError("record fetched without its body")
+        return json.loads(self.body)
+
+
+@dataclass
+class RecordQuery:
+    """What to select from a project's records.
+
+    Results are ordered newest first (timestamp, then label, both descending)
+    unless ``order`` names another index field (prefix ``-`` for descending).
+    ``cursor`` is an opaque string returned in :class:`RecordPage`.
+    """
+
+    tags: list[str] | None = None  # any of these
+    text: str | None = None  # substring of label, reason or outcome
+    user: str | None = None
+    main_file: str | None = None
+    since: str | None = None  # inclusive, same format as StoredRecord.timestamp
+    until: str | None = None  # inclusive
+    limit: int | None = None
+    cursor: str | None = None
+    order: str = "-timestamp"
+    with_body: bool = False
+
+
+@dataclass
+class RecordPage:
+    records: list[StoredRecord]
+    next_cursor: str | None = None
+    total: int | None = None  # all records matching the filters, ignoring limit/cursor
+
+
+@dataclass
+class ProjectInfo:
+    id: str
+    name: str = ""
+    description: str = ""
+    created: str = ""  # UTC "YYYY-MM-DD HH:MM:SS"
+    last_updated: str = ""
+    record_count: int = 0
+
+
+@dataclass
+class UserInfo:
+    username: str
+    password_hash: str
+    is_admin: bool = False
+    created: str = ""

@@ -1,0 +1,114 @@
+"""Views: thin layers that negotiate, parse, call storage and render.
+
+JSON and HTML views are separate ``view_config``s on the same context, chosen
+by the ``representation`` predicate ("json" matches every JSON media type).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNotModified, HTTPPreconditionFailed
+from pyramid.request import Request
+from pyramid.response import Response
+from webob.etag import ETagMatcher
+
+from ..negotiation import Representation, negotiate
+from ..records import InvalidRecord, etag, etag_revision, parse_json_body
+
+
+class RepresentationPredicate:
+    """``representation="json"`` or ``"html"``: what negotiation chose for this context."""
+
+    def __init__(self, value: str, config: Configurator):
+        self.value = value
+
+    def text(self) -> str:
+        return f"representation = {self.value}"
+
+    phash = text
+
+    def __call__(self, context, request: Request) -> bool:
+        chosen = representation(request, context)
+        if chosen is None:
+            return False
+        return chosen.is_html == (self.value == "html")
+
+
+def representation(request: Request, context) -> Representation | None:
+    cache = request.__dict__.setdefault("_sumatra_repr", {})
+    kind = getattr(context, "kind", "project")
+    if kind not in cache:
+        cache[kind] = negotiate(request, kind)
+    return cache[kind]
+
+
+def json_error(exc_class, error: str, detail: str, **kw) -> Exception:
+    return exc_class(json_body={"error": error, "detail": detail}, **kw)
+
+
+def bad_request(exc: InvalidRecord) -> HTTPBadRequest:
+    return HTTPBadRequest(json_body={"error": f"invalid {exc.field}", "detail": exc.message,
+                                     "field": exc.field})
+
+
+def read_json(request: Request) -> Any:
+    try:
+        return parse_json_body(request.body)
+    except InvalidRecord as exc:
+        raise bad_request(exc) from None
+
+
+def render_json(request: Request, data: Any, rep: Representation, *,
+                revision: str | None = None, status: int = 200,
+                body: str | None = None) -> Response:
+    """A JSON response with charset, Vary and (given a revision) ETag/304 handling."""
+    response = request.response
+    response.status_int = status
+    response.content_type = rep.media_type
+    response.charset = "utf-8"
+    response.vary = ("Accept",)
+    if revision is not None:
+        response.etag = etag(revision, rep.name)
+        response.cache_control = "no-cache"
+        if request.method in ("GET", "HEAD") and not_modified(request, revision):
+            raise HTTPNotModified(headers={"ETag": response.headers["ETag"], "Vary": "Accept",
+                                           "Cache-Control": "no-cache"})
+    text = body if body is not None else json.dumps(data, ensure_ascii=False)
+    response.text = text
+    return response
+
+
+def _revisions(matcher) -> set[str] | None:
+    """Revisions named by an If-Match/If-None-Match header; None for "*"."""
+    if isinstance(matcher, ETagMatcher):
+        return {etag_revision(t) for t in matcher.etags}
+    return None
+
+
+def not_modified(request: Request, revision: str) -> bool:
+    if "If-None-Match" not in request.headers:
+        return False
+    named = _revisions(request.if_none_match)
+    return named is None or revision in named
+
+
+def check_if_match(request: Request, current_revision: str | None) -> None:
+    """412 when If-Match names a revision other than the stored one."""
+    if "If-Match" not in request.headers:
+        return
+    named = _revisions(request.if_match)
+    if current_revision is None or (named is not None and current_revision not in named):
+        raise json_error(
+            HTTPPreconditionFailed, "precondition failed",
+            "the resource changed since you read it (If-Match does not name its current "
+            "revision); GET it again and retry")
+
+
+def includeme(config: Configurator) -> None:
+    config.add_view_predicate("representation", RepresentationPredicate)
+    config.include(".auth")
+    config.include(".health")
+    config.scan(".")

@@ -1,0 +1,55 @@
+"""Browser login and logout (a session cookie); API clients use HTTP Basic instead."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pyramid.csrf import new_csrf_token
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.request import Request
+from pyramid.security import forget, remember
+from pyramid.view import view_config
+
+
+def safe_next(request: Request, target: str | None) -> str:
+    """Only redirect within this site (no open redirects)."""
+    home = request.resource_url(request.root)
+    if not target:
+        return home
+    parts = urlsplit(target)
+    ours = urlsplit(home)
+    if parts.scheme and (parts.scheme, parts.netloc) != (ours.scheme, ours.netloc):
+        return home
+    if not parts.scheme and (parts.netloc or not target.startswith("/")):
+        return home
+    return target
+
+
+@view_config(route_name="login", request_method="GET", renderer="login.html")
+def login_form(request: Request):
+    return {"next": safe_next(request, request.GET.get("next")), "error": None,
+            "username": ""}
+
+
+@view_config(route_name="login", request_method="POST", renderer="login.html")
+def login(request: Request):
+    username = request.POST.get("username", "")
+    password = request.POST.get("password", "")
+    target = safe_next(request, request.POST.get("next"))
+    if username and request.storage.authenticate(username, password):
+        headers = remember(request, username)
+        new_csrf_token(request)
+        return HTTPSeeOther(location=target, headers=headers)
+    request.response.status_int = 400
+    return {"next": target, "error": "Wrong username or password.", "username": username}
+
+
+@view_config(route_name="logout", request_method="POST")
+def logout(request: Request):
+    headers = forget(request)
+    return HTTPSeeOther(location=request.resource_url(request.root), headers=headers)
+
+
+def includeme(config) -> None:
+    config.add_route("login", "/_login")
+    config.add_route("logout", "/_logout")

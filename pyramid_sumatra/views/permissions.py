@@ -1,0 +1,91 @@
+"""``/<project>/permissions/``: who may access a project; grant and revoke."""
+
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, HTTPSeeOther
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from ..documents import document_text
+from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
+from ..projects import admins
+from ..resources import Permissions
+from ..types import ANONYMOUS, ROLES
+from . import json_error, read_json, render_json, representation
+
+
+def _require(context: Permissions) -> None:
+    if not context.project.exists:
+        raise json_error(HTTPNotFound, "not found", f"no project {context.project.id!r}")
+
+
+def permissions_document(context: Permissions) -> dict:
+    info = context.project.info
+    grants = context.project.grants
+    return {"id": info.id, "name": info.name, "access": sorted(grants),
+            "roles": dict(sorted(grants.items()))}
+
+
+@view_config(context=Permissions, request_method="GET", permission=VIEW, representation="json")
+def get_permissions(context: Permissions, request: Request):
+    _require(context)
+    if request.authenticated_userid is None:
+        raise HTTPForbidden()  # usernames never reach anonymous callers (becomes 401)
+    text, revision = document_text(permissions_document(context))
+    return render_json(request, None, representation(request, context), revision=revision,
+                       body=text)
+
+
+def _grant_request(request: Request) -> dict:
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return dict(request.POST)
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise json_error(HTTPBadRequest, "invalid body", 'send {"user": NAME, "role": ROLE}')
+    return body
+
+
+def _done(request: Request, context: Permissions):
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return HTTPSeeOther(location=request.resource_url(context.project))
+    context.project.__dict__.pop("grants", None)
+    request.response.json_body = permissions_document(context)
+    return request.response
+
+
+@view_config(context=Permissions, request_method="POST", permission=MANAGE)
+def grant(context: Permissions, request: Request):
+    _require(context)
+    data = _grant_request(request)
+    user = data.get("user")
+    role = data.get("role") or DEFAULT_ROLE
+    if not isinstance(user, str) or not user:
+        raise json_error(HTTPBadRequest, "invalid user", "name the user to grant: user=NAME")
+    if role not in ROLES:
+        raise json_error(HTTPBadRequest, "invalid role", f"role must be one of {', '.join(ROLES)}")
+    if user == ANONYMOUS:
+        role = "read"  # public projects: anonymous callers only ever read
+    elif request.storage.get_user(user) is None:
+        raise json_error(HTTPBadRequest, "unknown user", f"there is no user {user!r}")
+    grants = context.project.grants
+    if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:
+        raise json_error(HTTPBadRequest, "last admin",
+                         f"{user!r} is the project's only admin; grant another admin first")
+    request.storage.set_grant(context.project.id, user, role)
+    return _done(request, context)
+
+
+@view_config(context=Permissions, request_method="DELETE", permission=MANAGE)
+def revoke(context: Permissions, request: Request):
+    _require(context)
+    user = request.GET.get("user")
+    if not user:
+        raise json_error(HTTPBadRequest, "invalid user", "name the user: ?user=NAME")
+    grants = context.project.grants
+    if user not in grants:
+        raise json_error(HTTPNotFound, "not found", f"{user!r} holds no grant on this project")
+    if admins(grants) == [user]:
+        raise json_error(HTTPBadRequest, "last admin",
+                         f"{user!r} is the project's only admin; grant another admin first")
+    request.storage.revoke_grant(context.project.id, user)
+    return _done(request, context)

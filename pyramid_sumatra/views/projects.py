@@ -1,0 +1,133 @@
+"""Views of the project list (``/``), a project, and its tag sets."""
+
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent, HTTPNotFound
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from ..documents import document_text, project_document, project_list_entry
+from ..negotiation import check_body_type
+from ..permissions import EDIT, MANAGE, VIEW
+from ..projects import create_project, update_project
+from ..resources import Project, Root, TagSet
+from ..types import ANONYMOUS, RecordQuery
+from . import json_error, read_json, render_json, representation
+
+MAX_PAGE = 100_000
+
+
+def visible_projects(request: Request):
+    identity = request.identity
+    if identity and identity.is_admin:
+        principals = None
+    elif identity:
+        principals = [identity.username, ANONYMOUS]
+    else:
+        principals = [ANONYMOUS]
+    return request.storage.list_projects(principals)
+
+
+@view_config(context=Root, request_method="GET", permission=VIEW, representation="json")
+def project_list(context, request):
+    entries = [project_list_entry(request, p) for p in visible_projects(request)]
+    text, revision = document_text(entries)
+    return render_json(request, None, representation(request, context), revision=revision,
+                       body=text)
+
+
+def _require_project(project: Project) -> None:
+    if not project.exists:
+        raise json_error(HTTPNotFound, "not found", f"no project {project.id!r}")
+
+
+def parse_tags(request: Request) -> list[str] | None:
+    raw = request.GET.get("tags")
+    if raw is None:
+        return None
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def parse_limit(request: Request) -> int | None:
+    raw = request.GET.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_PAGE:
+        raise json_error(HTTPBadRequest, "invalid limit",
+                         f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _project_response(request: Request, context, project: Project, tags: list[str] | None,
+                      tags_given: str | None):
+    _require_project(project)
+    query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"))
+    try:
+        page = request.storage.query_records(project.id, query)
+    except ValueError as exc:  # a malformed cursor
+        raise json_error(HTTPBadRequest, "invalid cursor", str(exc)) from None
+    doc = project_document(request, project, (r.label for r in page.records), tags_given)
+    if page.next_cursor:
+        doc["next"] = request.resource_url(context, query={
+            **request.GET, "cursor": page.next_cursor})
+    text, revision = document_text(doc)
+    return render_json(request, None, representation(request, context), revision=revision,
+                       body=text)
+
+
+@view_config(context=Project, request_method="GET", permission=VIEW, representation="json")
+def get_project(context: Project, request):
+    return _project_response(request, context, context, parse_tags(request),
+                             request.GET.get("tags"))
+
+
+@view_config(context=Project, request_method="PUT", permission=EDIT)
+def put_project(context: Project, request):
+    check_body_type(request, "project")
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise json_error(HTTPBadRequest, "invalid body", "a project must be a JSON object")
+    for key in ("name", "description"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise json_error(HTTPBadRequest, f"invalid {key}", f"{key} must be a string")
+    if context.exists:
+        update_project(request.storage, context.info, body)
+        request.response.status_int = 200
+    else:
+        create_project(request.storage, context.id, request.authenticated_userid,
+                       body.get("name") or "", body.get("description") or "")
+        request.response.status_int = 201
+    context.__dict__.pop("info", None)  # re-read after the write
+    request.response.location = request.resource_url(context)
+    return _project_json(request, context)
+
+
+def _project_json(request: Request, context: Project):
+    info = context.info
+    request.response.content_type = "application/json"
+    request.response.charset = "utf-8"
+    request.response.json_body = {"id": info.id, "name": info.name,
+                                  "description": info.description}
+    return request.response
+
+
+@view_config(context=Project, request_method="DELETE", permission=MANAGE)
+def delete_project(context: Project, request):
+    _require_project(context)
+    request.storage.delete_project(context.id)
+    return HTTPNoContent()
+
+
+@view_config(context=TagSet, request_method="GET", permission=VIEW, representation="json")
+def get_tagset(context: TagSet, request):
+    return _project_response(request, context, context.project, [context.tag], context.tag)
+
+
+@view_config(context=TagSet, request_method="DELETE", permission=EDIT)
+def delete_tagset(context: TagSet, request):
+    _require_project(context.project)
+    count = request.storage.delete_records_by_tag(context.project.id, context.tag)
+    request.response.content_type = "text/plain"
+    request.response.charset = "utf-8"
+    request.response.text = str(count)
+    return request.response

@@ -1,0 +1,69 @@
+"""Views of one record: ``/<project>/<label>/`` and ``/<project>/last/``."""
+
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPNoContent, HTTPNotFound
+from pyramid.view import view_config, view_defaults
+
+from ..documents import record_text
+from ..negotiation import check_body_type, offers
+from ..permissions import EDIT, VIEW
+from ..projects import create_project
+from ..records import InvalidRecord, prepare_put
+from ..resources import Last, Record
+from . import bad_request, check_if_match, json_error, read_json, render_json, representation
+
+
+def _require(context) -> None:
+    if not context.project.exists:
+        raise json_error(HTTPNotFound, "not found", f"no project {context.project.id!r}")
+    if context.stored is None:
+        what = ("no records" if isinstance(context, Last)
+                else f"no record {context.__name__!r}")
+        raise json_error(HTTPNotFound, "not found", f"project {context.project.id!r} has {what}")
+
+
+@view_config(context=Record, request_method="GET", permission=VIEW, representation="json")
+@view_config(context=Last, request_method="GET", permission=VIEW, representation="json")
+def get_record(context, request):
+    _require(context)
+    rep = representation(request, context)
+    stored = context.stored
+    return render_json(request, None, rep, revision=stored.revision, body=record_text(stored, rep))
+
+
+@view_defaults(context=Record, permission=EDIT)
+class RecordWrites:
+    def __init__(self, context: Record, request):
+        self.context, self.request = context, request
+
+    @view_config(request_method="PUT")
+    def put(self):
+        context, request = self.context, self.request
+        media_version = check_body_type(request, "record")
+        incoming = read_json(request)
+        stored = context.stored
+        check_if_match(request, stored.revision if stored else None)
+        try:
+            record = prepare_put(context.project.id, context.label, incoming, media_version,
+                                 stored)
+        except InvalidRecord as exc:
+            raise bad_request(exc) from None
+        if not context.project.exists:
+            create_project(request.storage, context.project.id, request.authenticated_userid)
+        if stored is None or stored.body != record.body:
+            request.storage.put_record(record, create=stored is None)
+        rep = representation(request, context)
+        if rep is None or rep.is_html:
+            rep = offers("record")[0]
+        request.response.location = request.resource_url(context)
+        return render_json(request, None, rep, revision=record.revision,
+                           status=201 if stored is None else 200,
+                           body=record_text(record, rep))
+
+    @view_config(request_method="DELETE")
+    def delete(self):
+        _require(self.context)
+        check_if_match(self.request, self.context.stored.revision)
+        self.request.storage.delete_record(self.context.project.id, self.context.label)
+        return HTTPNoContent()
