@@ -96,7 +96,7 @@ class ProjectInfo:
     id: str
     name: str = ""
     description: str = ""
-    created: str = ""  # UTC "YYYY-MM-DD HH:MM:SS"
+    created: str = ""  # UTC "YYYY-MM-DD HH:MM:SS.ffffff"
     last_updated: str = ""
     record_count: int = 0
 

@@ -28,7 +28,7 @@ users = Table(
     Column("username", String(100), primary_key=True),
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
-    Column("created", String(19), nullable=False),
+    Column("created", String(32), nullable=False),
 )
 
 projects = Table(
@@ -36,8 +36,8 @@ projects = Table(
     Column("id", String(100), primary_key=True),
     Column("name", Text, nullable=False, default=""),
     Column("description", Text, nullable=False, default=""),
-    Column("created", String(19), nullable=False),
-    Column("last_updated", String(19), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("last_updated", String(32), nullable=False),
     Column("record_count", Integer, nullable=False, default=0),
 )
 
