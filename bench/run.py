@@ -1,0 +1,262 @@
+"""``python -m bench [--quick] [--backends sqlite,postgresql,filesystem]``.
+
+For each backend: a fresh store, the app under pserve/waitress with production.ini's
+[server:main], a user made by ``sumatra-server adduser``, a project seeded level by
+level, then ``wrk`` per scenario. The limits (bare WSGI apps under the same server)
+are measured before and after the backends; every throughput is printed as a ratio
+to their mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import report, stores, wrk
+from .seed import Client, basic_auth, create_project, seed_direct, seed_http
+from .servers import REPO, Server, adduser, free_port, production_server_settings, write_ini
+from .workload import RARE_TAG, template
+
+PROJECT, WRITE_PROJECT = "bench", "bench-w"
+USER, PASSWORD = "bench", "bench-password"
+RECORD_ACCEPT = "application/vnd.sumatra.record-v4+json, application/json"
+PROJECT_ACCEPT = "application/vnd.sumatra.project-v4+json, application/json"
+LIST_ACCEPT = "application/vnd.sumatra.project-list-v4+json, application/json"
+
+
+@dataclass
+class Plan:
+    levels: list[int]  # records in the project when each level is measured
+    seconds: float  # wrk duration per scenario
+    http_seed_max: int  # levels above this are seeded through storage, not HTTP
+    concurrency: int = 8  # throughput scenarios; latency scenarios run at 1
+    mix_concurrency: tuple[int, ...] = (1, 8, 32)
+
+
+FULL = Plan(levels=[1_000, 10_000, 100_000], seconds=5, http_seed_max=10_000)
+QUICK = Plan(levels=[50, 200, 500], seconds=1, http_seed_max=500)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def measure_limits(workdir: Path, plan: Plan, body_file: Path) -> dict[str, wrk.Result]:
+    """GET and PUT ceilings: bare WSGI apps under the same server settings."""
+    limits = {}
+    for kind, factory, extra in (
+        ("GET", "get_app", {}),
+        ("PUT", "put_app", {"database": str(workdir / f"ceiling-{secrets.token_hex(4)}.sqlite")}),
+    ):
+        port = free_port()
+        ini = write_ini(workdir / f"ceiling-{kind}.ini",
+                        {"use": f"call:bench.ceilings:{factory}", **extra}, port)
+        with Server(ini, port, workdir / f"ceiling-{kind}.log") as server:
+            if kind == "GET":
+                result = wrk.run(f"{kind} ceiling", server.url + "/ceiling/r0000001/", "get.lua",
+                                 concurrency=plan.concurrency, seconds=plan.seconds)
+            else:
+                result = wrk.run(f"{kind} ceiling", server.url, "put.lua",
+                                 concurrency=plan.concurrency, seconds=plan.seconds,
+                                 env={"BENCH_PREFIX": "/ceiling/", "BENCH_BODY": str(body_file),
+                                      "BENCH_RUN": secrets.token_hex(3)})
+        log(f"{kind} ceiling: {result.rps} req/s, p50 {result.p50_ms} ms")
+        limits[kind] = result
+    return limits
+
+
+class BackendRun:
+    """One backend: store, server, seeding and scenarios."""
+
+    def __init__(self, name: str, plan: Plan, workdir: Path, limits: dict[str, float]):
+        self.name, self.plan, self.workdir, self.limits = name, plan, workdir, limits
+        self.results: list[wrk.Result] = []
+        self.seeding: list[dict] = []
+        self.rss_mb: float | None = None
+        self.auth = basic_auth(USER, PASSWORD)
+        self.run_token = secrets.token_hex(3)
+
+    def scenario(self, name: str, path: str, script: str, *, concurrency: int,
+                 limit: str | None = None, **env: str) -> wrk.Result:
+        result = wrk.run(name, self.server.url + path, script, concurrency=concurrency,
+                         seconds=self.plan.seconds,
+                         env={"BENCH_AUTH": self.auth, "BENCH_RUN": self.run_token, **env})
+        if limit:
+            result.limit = limit
+            result.ratio = round(result.rps / self.limits[limit], 3)
+        self.results.append(result)
+        log(f"{self.name}: {name} c={concurrency}: {result.rps} req/s, p50 {result.p50_ms} ms, "
+            f"p99 {result.p99_ms} ms, errors {result.errors}")
+        return result
+
+    def seed(self, ini: Path, client: Client, start: int, stop: int) -> None:
+        if stop <= self.plan.http_seed_max:
+            how, rate = "HTTP PUT, 8 threads", seed_http(client, PROJECT, start, stop)
+        else:
+            # Seeding over HTTP would take most of the run; storage hooks, server stopped.
+            self.server.stop()
+            how, rate = "storage hooks", seed_direct(ini, PROJECT, start, stop)
+            self.server.start()
+        self.seeding.append({"from": start, "to": stop, "how": how, "records_per_s": round(rate)})
+        log(f"{self.name}: seeded {start}..{stop} by {how}: {rate:.0f} records/s")
+
+    def run(self, app_settings: dict[str, str], body_file: Path) -> None:
+        port = free_port()
+        ini = write_ini(self.workdir / "app.ini", {
+            "use": "egg:pyramid_sumatra", **app_settings, "sumatra.initdb": "true",
+            "sumatra.secret": secrets.token_hex(32)}, port)
+        adduser(ini, USER, PASSWORD)
+        self.server = Server(ini, port, self.workdir / "server.log").start()
+        try:
+            self._scenarios(ini, body_file)
+            self.rss_mb = round(self.server.rss_mb(), 1)
+        finally:
+            self.server.stop()
+
+    def _scenarios(self, ini: Path, body_file: Path) -> None:
+        plan, c = self.plan, self.plan.concurrency
+        client = Client(self.server.port, self.auth)
+        create_project(client, PROJECT)
+        create_project(client, WRITE_PROJECT)
+        seeded = 0
+        record_env = {"BENCH_ACCEPT": RECORD_ACCEPT, "BENCH_PREFIX": f"/{PROJECT}/"}
+        put_env = {"BENCH_ACCEPT": RECORD_ACCEPT, "BENCH_PREFIX": f"/{WRITE_PROJECT}/",
+                   "BENCH_BODY": str(body_file)}
+        for n, level in enumerate(plan.levels):
+            self.seed(ini, client, seeded, level)
+            seeded = level
+            self.scenario(f"GET record ({level} records)", "/", "get.lua", concurrency=c,
+                          limit="GET", BENCH_COUNT=str(level), **record_env)
+            self.scenario(f"GET project ({level} records)", f"/{PROJECT}/", "get.lua",
+                          concurrency=1, BENCH_ACCEPT=PROJECT_ACCEPT)
+            if n == 0:
+                self.scenario("PUT new record", "/", "put.lua", concurrency=c, limit="PUT",
+                              **put_env)
+                self.scenario("GET / (project list)", "/", "get.lua", concurrency=c,
+                              limit="GET", BENCH_ACCEPT=LIST_ACCEPT)
+            if n == 1:
+                self.scenario(f"GET project ?tags={RARE_TAG} ({level} records)",
+                              f"/{PROJECT}/?tags={RARE_TAG}", "get.lua", concurrency=1,
+                              BENCH_ACCEPT=PROJECT_ACCEPT)
+                for mc in plan.mix_concurrency:
+                    self.scenario(f"mix 90% GET / 10% PUT ({level} records)", "/", "mix.lua",
+                                  concurrency=mc, limit="MIX", BENCH_COUNT=str(level),
+                                  BENCH_PUT_PREFIX=f"/{WRITE_PROJECT}/", **record_env,
+                                  BENCH_BODY=str(body_file))
+
+    def as_dict(self) -> dict:
+        return {"results": [r.as_dict() for r in self.results], "seeding": self.seeding,
+                "rss_mb": self.rss_mb}
+
+
+def mix_limit(limits: dict[str, float]) -> float:
+    """The ceiling of a 90/10 mix: time per request is 0.9 of a GET's plus 0.1 of a PUT's."""
+    return 1 / (0.9 / limits["GET"] + 0.1 / limits["PUT"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small record counts and 1 s per scenario (a smoke run)")
+    parser.add_argument("--backends", default=",".join(stores.BACKENDS),
+                        help="comma-separated: sqlite,postgresql,filesystem (default: all)")
+    parser.add_argument("--seconds", type=float, help="wrk duration per scenario")
+    parser.add_argument("--levels", help="record counts measured, e.g. 1000,10000,100000")
+    parser.add_argument("--http-seed-max", type=int,
+                        help="seed levels up to this over HTTP, larger ones through storage")
+    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = QUICK if args.quick else FULL
+    plan = Plan(levels=[int(x) for x in args.levels.split(",")] if args.levels else base.levels,
+                seconds=args.seconds or base.seconds,
+                http_seed_max=args.http_seed_max if args.http_seed_max is not None
+                else base.http_seed_max)
+    if len(plan.levels) < 2:
+        raise SystemExit("--levels needs at least two record counts")
+    problem = wrk.available()
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
+    names = [b for b in args.backends.split(",") if b]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    suffix = "-quick" if args.quick else ""
+    output = args.output or REPO / "bench" / "results" / f"{stamp}{suffix}.json"
+    began = time.monotonic()
+    data: dict = {"started": stamp, "quick": args.quick, "plan": asdict(plan),
+                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                              "platform": platform.platform()},
+                  "server": production_server_settings(), "backends": {}}
+    all_results: list[wrk.Result] = []
+    all_targets: list[report.Target] = []
+    with tempfile.TemporaryDirectory(prefix="sumatra-bench-") as tmp:
+        workdir = Path(tmp)
+        body_file = workdir / "record.json"
+        body_file.write_text(template(WRITE_PROJECT))
+        log("limits (bare WSGI apps under the same server), first measurement")
+        first = measure_limits(workdir, plan, body_file)
+        start_limits = {k: r.rps for k, r in first.items()}
+        start_limits["MIX"] = mix_limit(start_limits)
+        runs: list[BackendRun] = []
+        for name in names:
+            why = stores.missing(name)
+            if why:
+                log(f"{name}: skipped: {why}")
+                data["backends"][name] = {"skipped": why}
+                continue
+            backend_dir = workdir / name
+            backend_dir.mkdir()
+            run = BackendRun(name, plan, backend_dir, {})
+            log(f"{name}: starting")
+            with stores.fresh_store(name, backend_dir) as app_settings:
+                run.limits = start_limits  # provisional; ratios are redone with the mean below
+                run.run(app_settings, body_file)
+            runs.append(run)
+        log("limits, second measurement")
+        second = measure_limits(workdir, plan, body_file)
+    limits = {k: (first[k].rps + second[k].rps) / 2 for k in first}
+    limits["MIX"] = mix_limit(limits)
+    data["limits"] = {"first": {k: r.as_dict() for k, r in first.items()},
+                      "second": {k: r.as_dict() for k, r in second.items()},
+                      "used_rps": {k: round(v, 1) for k, v in limits.items()},
+                      "note": "MIX = 1 / (0.9 / GET + 0.1 / PUT)"}
+    print()
+    print(f"Limits (req/s, c={plan.concurrency}): GET {limits['GET']:.0f} "
+          f"({first['GET'].rps:.0f} then {second['GET'].rps:.0f}), PUT {limits['PUT']:.0f} "
+          f"({first['PUT'].rps:.0f} then {second['PUT'].rps:.0f}), mix {limits['MIX']:.0f}")
+    for run in runs:
+        for r in run.results:
+            if r.limit:
+                r.ratio = round(r.rps / limits[r.limit], 3)
+        targets = report.check_targets(run.name, run.results, plan.levels, run.rss_mb)
+        all_results += run.results
+        all_targets += targets
+        data["backends"][run.name] = {**run.as_dict(),
+                                      "targets": [t.as_dict() for t in targets]}
+        print(f"\n== {run.name} ==  seeding: " + "; ".join(
+            f"{s['from']}..{s['to']} {s['how']} {s['records_per_s']}/s" for s in run.seeding)
+            + f"; server RSS at the end {run.rss_mb} MB")
+        print(report.table(run.results))
+        print("targets:")
+        print(report.target_lines(targets))
+    for name, entry in data["backends"].items():
+        if "skipped" in entry:
+            print(f"\n== {name} ==  skipped: {entry['skipped']}")
+    data["seconds"] = round(time.monotonic() - began, 1)
+    data["errors"] = sum(r.errors for r in all_results)
+    data["passed"] = all(t.passed for t in all_targets)
+    report.write_json(output, data)
+    print(f"\n{len(all_results)} scenarios, {data['errors']} errors, "
+          f"{sum(t.passed for t in all_targets)}/{len(all_targets)} targets passed, "
+          f"{data['seconds']} s; JSON: {output}")
+    return 0
