@@ -232,3 +232,25 @@ def prepare_put(project_id: str, label: str, incoming: Any, media_version: str,
     if stored is not None:
         doc = merge_update(stored.document, doc)
     return build_stored_record(project_id, doc)
+
+
+#: Fields a person may edit in the web interface.
+ANNOTATION_FIELDS = ("reason", "outcome", "tags")
+
+
+def edit_annotations(stored_doc: dict, changes: dict[str, Any]) -> dict:
+    """The document with ``reason``, ``outcome`` and ``tags`` replaced by ``changes``.
+
+    Keys absent from ``changes`` keep their value; tags may be a list or a
+    comma-separated string. Everything else is left exactly as stored.
+    """
+    doc = dict(stored_doc)
+    for name in ("reason", "outcome"):
+        if name in changes:
+            value = changes[name]
+            if value is not None and not isinstance(value, str):
+                raise InvalidRecord(name, f"{name} must be a string")
+            doc[name] = (value or "").replace("\r\n", "\n")
+    if "tags" in changes:
+        doc["tags"] = tag_list(changes["tags"])
+    return doc

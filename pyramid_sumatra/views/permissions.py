@@ -46,8 +46,9 @@ def _grant_request(request: Request) -> dict:
 
 
 def _done(request: Request, context: Permissions):
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return HTTPSeeOther(location=request.resource_url(context.project))
+    rep = representation(request, context)
+    if (rep is not None and rep.is_html) or request.identity.via == "session":
+        return HTTPSeeOther(location=request.resource_url(context.project))  # a browser
     context.project.__dict__.pop("grants", None)
     request.response.json_body = permissions_document(context)
     return request.response
@@ -57,8 +58,12 @@ def _done(request: Request, context: Permissions):
 def grant(context: Permissions, request: Request):
     _require(context)
     data = _grant_request(request)
-    user = data.get("user")
-    role = data.get("role") or DEFAULT_ROLE
+    apply_grant(request, context, data.get("user"), data.get("role") or DEFAULT_ROLE)
+    return _done(request, context)
+
+
+def apply_grant(request: Request, context: Permissions, user, role) -> None:
+    """Grant ``user`` the ``role`` (the JSON API and the web form); 400 when not allowed."""
     if not isinstance(user, str) or not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user to grant: user=NAME")
     if role not in ROLES:
@@ -72,7 +77,7 @@ def grant(context: Permissions, request: Request):
         raise json_error(HTTPBadRequest, "last admin",
                          f"{user!r} is the project's only admin; grant another admin first")
     request.storage.set_grant(context.project.id, user, role)
-    return _done(request, context)
+    context.project.__dict__.pop("grants", None)
 
 
 @view_config(context=Permissions, request_method="DELETE", permission=MANAGE)
@@ -81,6 +86,12 @@ def revoke(context: Permissions, request: Request):
     user = request.GET.get("user")
     if not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user: ?user=NAME")
+    apply_revoke(request, context, user)
+    return _done(request, context)
+
+
+def apply_revoke(request: Request, context: Permissions, user: str) -> None:
+    """Remove ``user``'s grant (the JSON API and the web form); 404/400 when not allowed."""
     grants = context.project.grants
     if user not in grants:
         raise json_error(HTTPNotFound, "not found", f"{user!r} holds no grant on this project")
@@ -88,4 +99,4 @@ def revoke(context: Permissions, request: Request):
         raise json_error(HTTPBadRequest, "last admin",
                          f"{user!r} is the project's only admin; grant another admin first")
     request.storage.revoke_grant(context.project.id, user)
-    return _done(request, context)
+    context.project.__dict__.pop("grants", None)
