@@ -115,6 +115,19 @@ def cmd_projects(storage: Storage, args) -> str:
     return "\n".join(lines)
 
 
+def cmd_check(storage: Storage, args) -> str:
+    status = storage.status()
+    if not status.get("ok"):
+        raise CommandError(f"storage is not reachable: {status.get('detail', status)}")
+    report = storage.check(repair=args.repair)
+    lines = [f"{'repaired' if args.repair and p not in report['unrepaired'] else 'problem'}: {p}"
+             for p in report["problems"]]
+    if report["unrepaired"]:
+        raise CommandError("\n".join([*lines, f"{len(report['unrepaired'])} problems left"
+                                       + ("" if args.repair else "; run check --repair")]))
+    return "\n".join([*lines, f"{report['backend']} storage is consistent"])
+
+
 COMMANDS: dict[str, Callable[[Storage, argparse.Namespace], str]] = {}
 
 
@@ -143,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("load-demo", cmd_load_demo, "load the demo users, projects and records")
     add("users", cmd_users, "list users")
     add("projects", cmd_projects, "list projects with record counts and grants")
+    add("check", cmd_check, "check storage consistency; --repair fixes what it can") \
+        .add_argument("--repair", action="store_true",
+                      help="rebuild indexes and counts from the records, remove stray files")
     return parser
 
 

@@ -57,6 +57,20 @@ def sumatra_dispose_storage() -> bool:
     """Release connections, file handles and locks (app or CLI shutting down). Return True."""
 
 
+@hookspec(firstresult=True)
+def sumatra_check_storage(repair: bool) -> dict[str, Any]:
+    """Check that storage is consistent; with ``repair`` also fix what can be fixed.
+
+    Used by ``sumatra-server CONFIG check [--repair]``; runs outside any request
+    and may take locks or scan everything. Return ``{"backend": name,
+    "problems": [one line per problem found], "unrepaired": [the problems still
+    there afterwards]}`` (without ``repair``, ``unrepaired`` equals ``problems``).
+    Examples: a record count or index that disagrees with the records, stray
+    temp files, grants to users that do not exist. Problems are reported, not
+    raised; raise ``StorageUnavailable`` only if storage cannot be reached.
+    """
+
+
 # -- records -----------------------------------------------------------------
 
 
@@ -208,6 +222,7 @@ STORAGE_HOOKS = (
     "sumatra_initialize_storage",
     "sumatra_storage_status",
     "sumatra_dispose_storage",
+    "sumatra_check_storage",
     "sumatra_get_record",
     "sumatra_put_record",
     "sumatra_delete_record",

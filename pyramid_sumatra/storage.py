@@ -25,6 +25,10 @@ class Storage:
     def dispose(self) -> None:
         self.hook.sumatra_dispose_storage()
 
+    def check(self, repair: bool = False) -> dict[str, Any]:
+        """Consistency problems found (and with ``repair`` fixed); see the hookspec."""
+        return self.hook.sumatra_check_storage(repair=repair)
+
     # records
     def get_record(self, project_id: str, label: str) -> StoredRecord | None:
         return self.hook.sumatra_get_record(project_id=project_id, label=label)

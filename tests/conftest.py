@@ -46,7 +46,15 @@ def _sqlite(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
             "sqlalchemy.url": f"sqlite:///{tmp_path}/sumatra.sqlite"}, lambda: None
 
 
-BACKENDS: dict[str, Callable[[Path], tuple[dict, Callable[[], None]]]] = {"sqlite": _sqlite}
+def _filesystem(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
+    return {"sumatra.backend": "filesystem",
+            "sumatra.filesystem.root": str(tmp_path / "store")}, lambda: None
+
+
+BACKENDS: dict[str, Callable[[Path], tuple[dict, Callable[[], None]]]] = {
+    "sqlite": _sqlite,
+    "filesystem": _filesystem,
+}
 
 
 def pytest_addoption(parser):

@@ -18,6 +18,7 @@ from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.intent import write_intent
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.types import (
+    ANONYMOUS,
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -143,6 +144,39 @@ class SqlAlchemyBackend:
         self.Session.remove()
         self.engine.dispose()
         return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_check_storage(self, repair: bool) -> dict[str, Any]:
+        """Record counts against the records, tags of missing records, grants of unknown users."""
+        db, problems, unrepaired = self.db, [], []
+
+        def found(text: str, fix) -> None:
+            problems.append(text)
+            if repair:
+                db.execute(fix)
+            else:
+                unrepaired.append(text)
+
+        real = select(func.count()).where(records.c.project_id == projects.c.id) \
+            .scalar_subquery()
+        for pid, stored, actual in db.execute(select(projects.c.id, projects.c.record_count,
+                                                     real).where(projects.c.record_count != real)):
+            found(f"project {pid!r}: record_count is {stored}, there are {actual} records",
+                  update(projects).where(projects.c.id == pid).values(record_count=actual))
+        orphan_tags = select(record_tags.c.record_id).where(~record_tags.c.record_id.in_(
+            select(records.c.id).where(records.c.project_id == record_tags.c.project_id)))
+        count = len(db.execute(orphan_tags).all())
+        if count:
+            found(f"{count} tags belong to no record of their project",
+                  delete(record_tags).where(record_tags.c.record_id.in_(orphan_tags)))
+        known = select(users.c.username)
+        for pid, principal in db.execute(select(grants.c.project_id, grants.c.principal).where(
+                grants.c.principal != ANONYMOUS, ~grants.c.principal.in_(known))):
+            found(f"project {pid!r}: grant to unknown user {principal!r}",
+                  delete(grants).where(grants.c.project_id == pid,
+                                       grants.c.principal == principal))
+        return {"backend": self.name, "problems": problems, "unrepaired": unrepaired}
 
     # -- records --------------------------------------------------------------
 

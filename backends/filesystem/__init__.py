@@ -1,0 +1,381 @@
+"""The filesystem storage backend: a directory of JSON files.
+
+``sumatra.backend = filesystem`` and ``sumatra.filesystem.root = DIR``. Layout::
+
+    DIR/users.json
+    DIR/projects/<id>/project.json       name, description, dates, count, grants
+    DIR/projects/<id>/index.json         label -> index fields, one line per record
+    DIR/projects/<id>/records/<label>.json   the record document, readable
+    DIR/.locks/  DIR/.journal/           commit machinery
+
+Writes are staged in the current ``transaction`` (see :mod:`.stage`) and land at
+commit, atomically, under per-project file locks, so several server processes
+may share one directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any
+
+import transaction
+
+from pyramid_sumatra.hookspecs import hookimpl
+from pyramid_sumatra.records import utcnow
+from pyramid_sumatra.types import (
+    ProjectInfo,
+    RecordPage,
+    RecordQuery,
+    StorageConflict,
+    StorageUnavailable,
+    StoredRecord,
+    UserInfo,
+)
+
+from . import codec, journal
+from .check import check_store, clean_stray_files
+from .codec import CorruptFile
+from .disk import Disk
+from .paths import Layout, check_name, name_problem
+from .query import select as select_entries
+from .stage import FilesystemDataManager, ProjectStage
+
+
+def create_backend(settings: dict[str, Any]) -> FilesystemBackend:
+    """Entry point ``filesystem`` in group ``pyramid_sumatra.backends``."""
+    return FilesystemBackend(settings)
+
+
+def translate_errors(method):
+    """Unreadable files and OS errors (disk full, permissions) become StorageUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except CorruptFile as exc:
+            raise StorageUnavailable(f"{exc}; run 'sumatra-server CONFIG check'") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"filesystem error: {exc}") from exc
+
+    return wrapper
+
+
+class FilesystemBackend:
+    name = "filesystem"
+
+    def __init__(self, settings: dict[str, Any]):
+        root = settings.get("sumatra.filesystem.root")
+        if not root:
+            raise ValueError("the filesystem backend needs sumatra.filesystem.root = DIRECTORY")
+        self.layout = Layout(root)
+        self.disk = Disk(self.layout)
+
+    # -- the transaction's staged state -------------------------------------------
+
+    def _dm(self) -> FilesystemDataManager:
+        """This transaction's data manager (made on first use, joined on first write)."""
+        txn = transaction.get()
+        try:
+            return txn.data(self)
+        except KeyError:
+            dm = FilesystemDataManager(self.layout, self.disk, transaction.manager)
+            txn.set_data(self, dm)
+            return dm
+
+    def _writer(self) -> FilesystemDataManager:
+        dm = self._dm()
+        dm.join(transaction.get())
+        return dm
+
+    def _stage(self, project_id: str) -> ProjectStage | None:
+        return self._dm().projects.get(project_id)
+
+    def _project(self, project_id: str) -> tuple[ProjectInfo | None, dict[str, str]]:
+        """The project as this transaction sees it, with its grants."""
+        if name_problem(project_id):
+            return None, {}
+        dm = self._dm()
+        st = dm.projects.get(project_id)
+        if st is not None and st.deleted:
+            return None, {}
+        base = None if st is not None and st.drop else self.disk.project(project_id)
+        if base is None and (st is None or st.create is None):
+            return None, {}
+        info = codec.to_project(base) if base is not None else dataclasses.replace(st.create)
+        grants = dict(base.get("grants", {})) if base is not None else {}
+        if st is not None:
+            info.name = st.meta.get("name", info.name)
+            info.description = st.meta.get("description", info.description)
+            info.last_updated = max(info.last_updated, st.touched)
+            for principal, role in st.grants.items():
+                if role is None:
+                    grants.pop(principal, None)
+                else:
+                    grants[principal] = role
+            if st.records or st.drop:
+                info.record_count = len(self._entries(project_id))
+        return info, grants
+
+    def _entries(self, project_id: str) -> dict[str, dict]:
+        """``{label: index entry}`` as this transaction sees it."""
+        st = self._stage(project_id)
+        if st is None:
+            return {} if name_problem(project_id) else self.disk.index(project_id)
+        if st.deleted:
+            return {}
+        entries = {} if st.drop else dict(self.disk.index(project_id))
+        for label, record in st.records.items():
+            if record is None:
+                entries.pop(label, None)
+            else:
+                entries[label] = codec.index_entry(record)
+        return entries
+
+    def _current(self, project_id: str, label: str) -> StoredRecord | None:
+        """The record as this transaction sees it; a disk read is remembered for commit."""
+        dm = self._dm()
+        st = dm.projects.get(project_id)
+        if st is not None:
+            if st.deleted:
+                return None
+            if label in st.records:
+                staged = st.records[label]
+                return None if staged is None else dataclasses.replace(
+                    staged, tags=list(staged.tags))
+            if st.drop:
+                return None
+        record = self.disk.record(project_id, label)
+        dm.seen.setdefault((project_id, label), record.revision if record else None)
+        return record
+
+    def _require_project(self, project_id: str) -> None:
+        # Like the SQL backend's foreign keys: writing into a missing project is a conflict.
+        if self._project(project_id)[0] is None:
+            raise StorageConflict(f"no project {project_id!r}")
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_initialize_storage(self) -> bool:
+        for directory in (self.layout.root, self.layout.projects, self.layout.locks,
+                          self.layout.journal):
+            directory.mkdir(parents=True, exist_ok=True)
+        # Finish commits a dead process left half-applied, drop what dead writers left.
+        journal.recover_all(self.layout)
+        clean_stray_files(self.layout)
+        return True
+
+    @hookimpl
+    def sumatra_storage_status(self) -> dict[str, Any]:
+        root = self.layout.root
+        ok = root.is_dir() and os.access(root, os.R_OK | os.W_OK | os.X_OK)
+        status: dict[str, Any] = {"ok": ok, "backend": self.name, "root": str(root)}
+        if not ok:
+            status["detail"] = f"{root} is not a writable directory"
+        return status
+
+    @hookimpl
+    def sumatra_dispose_storage(self) -> bool:
+        self.disk = Disk(self.layout)  # forget cached indexes
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_check_storage(self, repair: bool) -> dict[str, Any]:
+        return check_store(self.layout, repair)
+
+    # -- records --------------------------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_record(self, project_id: str, label: str) -> StoredRecord | None:
+        if name_problem(project_id) or name_problem(label):
+            return None
+        return self._current(project_id, label)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_record(self, record: StoredRecord, create: bool) -> bool:
+        check_name(record.project_id)
+        check_name(record.label)
+        dm = self._writer()
+        self._require_project(record.project_id)
+        existing = self._current(record.project_id, record.label)
+        if create and existing is not None:
+            raise StorageConflict(f"record {record.project_id}/{record.label} exists")
+        st = dm.stage(record.project_id)
+        if create and record.label not in st.records:
+            st.creates.add(record.label)
+        st.records[record.label] = dataclasses.replace(record, tags=list(record.tags))
+        st.touched = utcnow()
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_record(self, project_id: str, label: str) -> bool:
+        if name_problem(project_id) or name_problem(label):
+            return False
+        if self._current(project_id, label) is None:
+            return False
+        self._stage_deletes(project_id, [label])
+        return True
+
+    def _stage_deletes(self, project_id: str, labels: list[str]) -> None:
+        st = self._writer().stage(project_id)
+        for label in labels:
+            st.records[label] = None
+            st.creates.discard(label)
+        st.touched = utcnow()
+
+    @hookimpl
+    @translate_errors
+    def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
+        entries = self._entries(project_id)
+        page, next_cursor, total = select_entries(entries.items(), query)
+        st = self._stage(project_id)
+        records = []
+        for label, entry in page:
+            body = None
+            if query.with_body:
+                staged = st.records.get(label) if st is not None else None
+                stored = staged or self.disk.record(project_id, label)
+                if stored is None:
+                    raise CorruptFile(f"index of {project_id!r} lists {label!r}, which has no file")
+                body = stored.body
+            records.append(codec.to_record(project_id, label, entry, body))
+        return RecordPage(records=records, next_cursor=next_cursor, total=total)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_most_recent_record(self, project_id: str) -> StoredRecord | None:
+        entries = self._entries(project_id)
+        if not entries:
+            return None
+        label = max(entries.items(), key=lambda item: (item[1]["timestamp"], item[0]))[0]
+        return self._current(project_id, label)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_records_by_tag(self, project_id: str, tag: str) -> int:
+        entries = self._entries(project_id)
+        labels = [label for label, entry in entries.items() if tag in entry["tags"]]
+        if labels:
+            dm = self._dm()
+            for label in labels:
+                dm.seen.setdefault((project_id, label), entries[label]["revision"])
+            self._stage_deletes(project_id, labels)
+        return len(labels)
+
+    # -- projects -------------------------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_project(self, project_id: str) -> ProjectInfo | None:
+        return self._project(project_id)[0]
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_project(self, project: ProjectInfo) -> bool:
+        check_name(project.id)
+        dm = self._writer()
+        now = utcnow()
+        exists = self._project(project.id)[0] is not None
+        st = dm.stage(project.id)
+        st.touched = now
+        if exists:
+            st.meta.update(name=project.name, description=project.description)
+            return False
+        st.deleted = False
+        st.create = ProjectInfo(id=project.id, name=project.name,
+                                description=project.description, created=now,
+                                last_updated=now)
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_project(self, project_id: str) -> bool:
+        if self._project(project_id)[0] is None:
+            return False
+        self._writer().projects[project_id] = ProjectStage(drop=True, deleted=True)
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_projects(self, principals: list[str] | None) -> list[ProjectInfo]:
+        wanted = None if principals is None else set(principals)
+        found = []
+        for project_id in sorted(set(self.disk.project_ids()) | set(self._dm().projects)):
+            info, grants = self._project(project_id)
+            if info is not None and (wanted is None or not wanted.isdisjoint(grants)):
+                found.append(info)
+        found.sort(key=lambda p: p.last_updated, reverse=True)  # stable: ties stay by id
+        return found
+
+    # -- grants ---------------------------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_grants(self, project_id: str) -> dict[str, str]:
+        return self._project(project_id)[1]
+
+    @hookimpl
+    @translate_errors
+    def sumatra_set_grant(self, project_id: str, principal: str, role: str) -> bool:
+        check_name(project_id)
+        dm = self._writer()
+        self._require_project(project_id)
+        dm.stage(project_id).grants[principal] = role
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_revoke_grant(self, project_id: str, principal: str) -> bool:
+        if principal not in self._project(project_id)[1]:
+            return False
+        self._writer().stage(project_id).grants[principal] = None
+        return True
+
+    # -- users ----------------------------------------------------------------
+
+    def _users(self) -> dict[str, UserInfo]:
+        users = self.disk.users()
+        for name, user in self._dm().users.items():
+            if user is None:
+                users.pop(name, None)
+            else:
+                users[name] = dataclasses.replace(user)
+        return users
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_user(self, username: str) -> UserInfo | None:
+        return self._users().get(username)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_user(self, user: UserInfo) -> bool:
+        existing = self._users().get(user.username)
+        created = existing.created if existing else (user.created or utcnow())
+        self._writer().users[user.username] = dataclasses.replace(user, created=created)
+        return existing is None
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_user(self, username: str) -> bool:
+        for project_id in sorted(set(self.disk.project_ids()) | set(self._dm().projects)):
+            if username in self._project(project_id)[1]:
+                self._writer().stage(project_id).grants[username] = None
+        if username not in self._users():
+            return False
+        self._writer().users[username] = None
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_users(self) -> list[UserInfo]:
+        return [user for _, user in sorted(self._users().items())]
+

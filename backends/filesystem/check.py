@@ -1,0 +1,173 @@
+"""``sumatra-server CONFIG check [--repair]`` for the filesystem backend.
+
+The record files are the truth: an index that disagrees with them is rebuilt
+from them, and so is a project's record count. Temp files and set-aside
+directories left by dead processes are removed, interrupted commits finished,
+grants to users that no longer exist dropped, unreadable record files moved to
+``lost+found/``. Everything runs under every lock, so it is safe beside
+running servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pyramid_sumatra.records import utcnow
+from pyramid_sumatra.types import ANONYMOUS, ProjectInfo
+
+from . import codec, journal
+from .codec import CorruptFile
+from .disk import Disk
+from .files import atomic_write, dumps_readable, is_temp, pid_alive, read_json, temp_owner
+from .paths import Layout, name_problem
+
+
+def _stray_files(layout: Layout) -> list[Path]:
+    """Temp files and set-aside trees whose writing process is gone."""
+    found = []
+    for directory, dirnames, filenames in os.walk(layout.root):
+        here = Path(directory)
+        if here == layout.locks:
+            dirnames[:] = []
+            continue
+        for name in list(dirnames):
+            if name.endswith(".trash") and not pid_alive(temp_owner(Path(name[:-6] + ".tmp"))):
+                found.append(here / name)
+                dirnames.remove(name)
+        found.extend(here / n for n in filenames
+                     if is_temp(here / n) and not pid_alive(temp_owner(here / n)))
+    return found
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_stray_files(layout: Layout) -> int:
+    stray = _stray_files(layout)
+    for path in stray:
+        _remove(path)
+    return len(stray)
+
+
+class _Report:
+    def __init__(self, repair: bool):
+        self.repair = repair
+        self.problems: list[str] = []
+        self.unrepaired: list[str] = []
+
+    def problem(self, text: str, fixable: bool = True) -> bool:
+        """Record a problem; True if the caller should repair it now."""
+        self.problems.append(text)
+        if not (self.repair and fixable):
+            self.unrepaired.append(text)
+        return self.repair and fixable
+
+
+def _lost_and_found(layout: Layout, path: Path, project_id: str) -> None:
+    target = layout.root / "lost+found" / project_id
+    target.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target / f"{path.name}.{utcnow().replace(' ', 'T')}")
+
+
+def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] | None,
+                   report: _Report) -> None:
+    where = f"project {project_id!r}"
+    try:
+        doc = disk.project(project_id)
+    except ValueError:
+        doc = None
+    actual: dict[str, dict] = {}
+    records_dir = layout.records_dir(project_id)
+    names = sorted(os.listdir(records_dir)) if records_dir.is_dir() else []
+    for name in names:
+        path = records_dir / name
+        if is_temp(path) or not name.endswith(".json"):
+            continue
+        label = name[:-5]
+        try:
+            actual[label] = codec.parse_record(path.read_text(encoding="utf-8"),
+                                               project_id, label)[1]
+        except (CorruptFile, UnicodeDecodeError) as exc:
+            if report.problem(f"{where}: unreadable record file {name} ({exc})"):
+                _lost_and_found(layout, path, project_id)
+    if doc is None:
+        if report.problem(f"{where}: project.json is missing or unreadable"):
+            now = utcnow()
+            doc = codec.project_doc(ProjectInfo(id=project_id, name=project_id, created=now,
+                                                last_updated=now), {})
+        else:
+            return
+    try:
+        index = disk.read_index_uncached(project_id)
+        index_ok = layout.index_file(project_id).exists()
+    except CorruptFile:
+        index, index_ok = {}, False
+    if not index_ok:
+        fix_index = report.problem(f"{where}: index.json is missing or unreadable")
+    else:
+        only_index = sorted(set(index) - set(actual))
+        only_files = sorted(set(actual) - set(index))
+        differ = sorted(label for label in set(index) & set(actual)
+                        if index[label] != actual[label])
+        fix_index = False
+        for what, labels in (("in the index but have no file", only_index),
+                             ("have files but are not in the index", only_files),
+                             ("differ between file and index", differ)):
+            if labels:
+                shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
+                fix_index |= report.problem(f"{where}: {len(labels)} records {what}: {shown}")
+    if fix_index:
+        atomic_write(layout.index_file(project_id), codec.index_text(actual))
+    changed = False
+    if doc.get("record_count") != len(actual):
+        changed |= report.problem(f"{where}: record_count is {doc.get('record_count')}, "
+                                  f"there are {len(actual)} records")
+        doc["record_count"] = len(actual)
+    grants = doc.setdefault("grants", {})
+    for principal in sorted(grants) if users is not None else ():
+        if principal != ANONYMOUS and principal not in users:
+            if report.problem(f"{where}: grant to unknown user {principal!r}"):
+                del grants[principal]
+                changed = True
+    if changed or not layout.project_file(project_id).exists():
+        atomic_write(layout.project_file(project_id), dumps_readable(doc))
+
+
+def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
+    """Check (and with ``repair`` fix) the whole store; see the module docstring."""
+    report = _Report(repair)
+    disk = Disk(layout)
+    if not layout.root.is_dir():
+        report.problem(f"{layout.root} does not exist (run initdb)", fixable=False)
+        return {"backend": "filesystem", "problems": report.problems,
+                "unrepaired": report.unrepaired}
+    if repair:
+        journal.recover_all(layout)
+    project_dirs = sorted(n for n in os.listdir(layout.projects)
+                          if name_problem(n) is None and (layout.projects / n).is_dir()) \
+        if layout.projects.is_dir() else []
+    keys = [Layout.USERS_LOCK] + [Layout.project_lock(p) for p in project_dirs]
+    with journal.locked(layout, keys):
+        for path in journal.pending(layout, keys):
+            if report.problem(f"interrupted commit {path.name}"):
+                journal.finish(layout, path, read_json(path)["ops"])
+        for path in _stray_files(layout):
+            if report.problem(f"stray file {layout.relative(path)}"):
+                _remove(path)
+        users: set[str] | None
+        try:
+            users = set(disk.users())
+        except (ValueError, KeyError, AttributeError) as exc:
+            report.problem(f"users.json is unreadable: {exc}", fixable=False)
+            users = None  # then grants cannot be judged
+        for project_id in project_dirs:
+            _check_project(layout, disk, project_id, users, report)
+    return {"backend": "filesystem", "problems": report.problems,
+            "unrepaired": report.unrepaired}

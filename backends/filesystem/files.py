@@ -1,0 +1,108 @@
+"""Durable file operations: temp file, fsync, os.replace, directory fsync.
+
+Temp files are named ``.<name>.<pid>.<random>.tmp`` next to their target, so
+that a crash leaves only files that are recognisably stray, with the process
+that wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def is_temp(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
+def temp_owner(path: Path) -> int | None:
+    """The pid that wrote a temp file, or None if its name does not say."""
+    parts = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 2)
+    try:
+        return int(parts[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_temp(target: Path, text: str) -> Path:
+    """Write ``text`` to a fsync'd temp file beside ``target``; return its path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def atomic_write(target: Path, text: str) -> None:
+    """Replace ``target`` with ``text``: readers see the old or the new file, never a part."""
+    tmp = write_temp(target, text)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory: first renamed aside (one atomic step), then deleted."""
+    if not path.exists():
+        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.trash")
+    os.replace(path, aside)
+    fsync_dir(path.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None if it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def dumps_readable(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"

@@ -1,0 +1,92 @@
+"""Filtering, ordering and paging index entries the way the SQL backend does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pyramid_sumatra.types import RecordQuery
+
+SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
+            "outcome", "duration")
+
+Entry = tuple[str, dict]  # (label, index entry)
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"malformed cursor {cursor!r}") from None
+    if not isinstance(values, list) or len(values) != 2:
+        raise ValueError(f"malformed cursor {cursor!r}")
+    return values
+
+
+def _sort_value(field: str) -> Callable[[Entry], Any]:
+    if field == "label":
+        return lambda item: item[0]
+    if field == "duration":  # NULL durations sort as -1, like coalesce(duration, -1.0)
+        return lambda item: -1.0 if item[1]["duration"] is None else item[1]["duration"]
+    return lambda item: item[1][field]
+
+
+def _matches(query: RecordQuery) -> Callable[[Entry], bool]:
+    tags = set(query.tags or ())
+    text = query.text.lower() if query.text else None
+
+    def match(item: Entry) -> bool:
+        label, e = item
+        if tags and tags.isdisjoint(e["tags"]):
+            return False
+        if text is not None and not (text in label.lower() or text in e["reason"].lower()
+                                     or text in e["outcome"].lower()):
+            return False
+        if query.user and e["user"] != query.user:
+            return False
+        if query.main_file and e["main_file"] != query.main_file:
+            return False
+        if query.since and e["timestamp"] < query.since:
+            return False
+        return not (query.until and e["timestamp"] > query.until)
+
+    return match
+
+
+def select(entries: Iterable[Entry], query: RecordQuery) -> tuple[list[Entry], str | None, int]:
+    """The page of entries ``query`` asks for, the next cursor, and the total match count."""
+    descending = query.order.startswith("-")
+    field = query.order.lstrip("-")
+    if field not in SORTABLE:
+        raise ValueError(f"cannot order by {field!r}; one of {', '.join(SORTABLE)}")
+    value = _sort_value(field)
+    match = _matches(query)
+    matched = [item for item in entries if match(item)] if _filters(query) else list(entries)
+    total = len(matched)
+    matched.sort(key=lambda item: (value(item), item[0]), reverse=descending)
+    if query.cursor:
+        after = tuple(decode_cursor(query.cursor))
+        try:
+            matched = [item for item in matched
+                       if ((value(item), item[0]) < after if descending
+                           else (value(item), item[0]) > after)]
+        except TypeError:
+            raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}") \
+                from None
+    next_cursor = None
+    if query.limit is not None and len(matched) > query.limit:
+        matched = matched[:query.limit]
+        next_cursor = encode_cursor([value(matched[-1]), matched[-1][0]])
+    return matched, next_cursor, total
+
+
+def _filters(query: RecordQuery) -> bool:
+    return bool(query.tags or query.text or query.user or query.main_file or query.since
+                or query.until)

@@ -1,0 +1,230 @@
+"""One transaction's staged writes, and the data manager that commits them.
+
+Writes are kept in memory as *intentions* (put this record, grant that role,
+drop that project) and reads in the same transaction see them. At commit the
+intentions are re-applied to the state on disk under the project locks, after
+checking that nothing this transaction read and then changed was changed by
+someone else meanwhile (otherwise :class:`StorageConflict`: the request is
+retried). Two-phase commit: ``tpc_vote`` locks, validates and writes the
+journal; ``tpc_finish`` makes it the commit point and applies it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import transaction.interfaces
+from zope.interface import implementer
+
+from pyramid_sumatra.types import ProjectInfo, StorageConflict, StoredRecord, UserInfo
+
+from . import codec, journal
+from .disk import Disk
+from .files import dumps_readable, remove
+from .paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectStage:
+    """What this transaction does to one project."""
+
+    drop: bool = False  # the project on disk (if any) is removed first
+    deleted: bool = False  # and, finally, there is no project
+    create: ProjectInfo | None = None  # created by this transaction
+    meta: dict[str, str] = field(default_factory=dict)  # name, description
+    touched: str = ""  # new last_updated
+    grants: dict[str, str | None] = field(default_factory=dict)  # None: revoked
+    records: dict[str, StoredRecord | None] = field(default_factory=dict)  # None: deleted
+    creates: set[str] = field(default_factory=set)  # labels put with create=True
+
+
+@implementer(transaction.interfaces.IDataManager)
+class FilesystemDataManager:
+    def __init__(self, layout: Layout, disk: Disk, manager):
+        self.layout, self.disk = layout, disk
+        self.transaction_manager = manager
+        self.projects: dict[str, ProjectStage] = {}
+        self.users: dict[str, UserInfo | None] = {}
+        #: (project, label) -> the revision this transaction read from disk (None: absent).
+        self.seen: dict[tuple[str, str], str | None] = {}
+        self.joined = False
+        self.txid = uuid.uuid4().hex
+        self._locks: journal.LockSet | None = None
+        self._temp: Path | None = None
+        self._ops: list[journal.Op] = []
+
+    # -- staging ----------------------------------------------------------------
+
+    def stage(self, project_id: str) -> ProjectStage:
+        return self.projects.setdefault(project_id, ProjectStage())
+
+    def join(self, txn) -> None:
+        if not self.joined:
+            txn.join(self)
+            self.joined = True
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.projects or self.users)
+
+    # -- IDataManager -------------------------------------------------------------
+
+    def sortKey(self) -> str:
+        return f"filesystem:{self.layout.root}"
+
+    def abort(self, txn) -> None:
+        self._reset()
+
+    def tpc_begin(self, txn) -> None:
+        pass
+
+    def commit(self, txn) -> None:
+        pass
+
+    def tpc_vote(self, txn) -> None:
+        if not self._has_writes():
+            return
+        keys = self._lock_keys()
+        while True:
+            self._locks = journal.LockSet(self.layout, keys)
+            self._locks.acquire()
+            # A journal on our projects while we hold their locks is a dead writer's:
+            # let go, apply it (under its own locks), and start again.
+            stale = journal.pending(self.layout, keys)
+            if not stale:
+                break
+            self._locks.release()
+            for path in stale:
+                journal.recover(self.layout, path)
+        try:
+            self._ops = self._plan()
+            self._temp = journal.prepare(self.layout, self.txid, keys, self._ops)
+        except BaseException:
+            self._release()
+            raise
+
+    def tpc_finish(self, txn) -> None:
+        if self._temp is None:
+            self._reset()
+            return
+        try:
+            path = journal.commit(self.layout, self._temp, self.txid)
+            self._temp = None
+            try:
+                journal.finish(self.layout, path, self._ops)
+            except Exception:  # the journal is committed: recovery will finish the work
+                log.exception("applying journal %s failed; it will be applied again", path)
+        finally:
+            self._release()
+            self._reset()
+
+    def tpc_abort(self, txn) -> None:
+        self._release()
+        self._reset()
+
+    def _release(self) -> None:
+        if self._temp is not None:
+            remove(self._temp)
+            self._temp = None
+        if self._locks is not None:
+            self._locks.release()
+            self._locks = None
+
+    def _reset(self) -> None:
+        self.projects.clear()
+        self.users.clear()
+        self.seen.clear()
+        self._ops = []
+        self.joined = False
+
+    # -- planning the commit (under the locks) -------------------------------------
+
+    def _has_writes(self) -> bool:
+        return self.dirty  # stages are only made by writes
+
+    def _lock_keys(self) -> list[str]:
+        keys = [Layout.project_lock(pid) for pid in self.projects]
+        if self.users:
+            keys.append(Layout.USERS_LOCK)
+        return keys
+
+    def _plan(self) -> list[journal.Op]:
+        ops: list[journal.Op] = []
+        for project_id, st in sorted(self.projects.items()):
+            ops.extend(self._plan_project(project_id, st))
+        if self.users:
+            users = self.disk.users()
+            for name, user in self.users.items():
+                if user is None:
+                    users.pop(name, None)
+                else:
+                    if name in users and users[name].created:
+                        user = UserInfo(username=name, password_hash=user.password_hash,
+                                        is_admin=user.is_admin, created=users[name].created)
+                    users[name] = user
+            ops.append({"op": "write", "path": self.layout.relative(self.layout.users),
+                        "text": dumps_readable(codec.users_doc(users))})
+        return ops
+
+    def _plan_project(self, project_id: str, st: ProjectStage) -> list[journal.Op]:
+        on_disk = self.disk.project(project_id)
+        if st.create is not None and not st.drop and on_disk is not None:
+            raise StorageConflict(f"project {project_id!r} was created concurrently")
+        if st.deleted:
+            return [{"op": "drop", "project": project_id}] if on_disk is not None else []
+        if st.create is None and on_disk is None:
+            raise StorageConflict(f"project {project_id!r} was deleted concurrently")
+        if not st.drop:
+            self._validate_records(project_id, st)
+        ops: list[journal.Op] = [{"op": "drop", "project": project_id}] \
+            if st.drop and on_disk is not None else []
+        base = None if st.drop else on_disk
+        entries = {} if base is None else dict(self.disk.index(project_id))
+        changed: dict[str, dict] = {}
+        removed: list[str] = []
+        for label, record in sorted(st.records.items()):
+            path = self.layout.relative(self.layout.record_file(project_id, label))
+            if record is None:
+                if label in entries or base is not None:
+                    ops.append({"op": "delete", "path": path})
+                    removed.append(label)
+                entries.pop(label, None)
+            else:
+                ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
+                entries[label] = changed[label] = codec.index_entry(record)
+        if changed or removed or base is None:
+            ops.append({"op": "index", "project": project_id, "reset": base is None,
+                        "set": changed, "remove": removed})
+        info = codec.to_project(base) if base is not None else st.create
+        assert info is not None
+        grants = dict(base.get("grants", {})) if base is not None else {}
+        for principal, role in st.grants.items():
+            if role is None:
+                grants.pop(principal, None)
+            else:
+                grants[principal] = role
+        info = ProjectInfo(id=project_id, name=st.meta.get("name", info.name),
+                           description=st.meta.get("description", info.description),
+                           created=info.created,
+                           last_updated=max(info.last_updated, st.touched),
+                           record_count=len(entries))
+        ops.append({"op": "write", "path": self.layout.relative(
+            self.layout.project_file(project_id)),
+            "text": dumps_readable(codec.project_doc(info, grants))})
+        return ops
+
+    def _validate_records(self, project_id: str, st: ProjectStage) -> None:
+        """Refuse to overwrite what another writer changed since this transaction read it."""
+        for label in st.records:
+            current = self.disk.record(project_id, label)
+            revision = current.revision if current else None
+            if label in st.creates and revision is not None:
+                raise StorageConflict(f"record {project_id}/{label} was created concurrently")
+            seen = self.seen.get((project_id, label), revision)
+            if seen != revision:
+                raise StorageConflict(f"record {project_id}/{label} was changed concurrently")
