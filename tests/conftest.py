@@ -46,30 +46,130 @@ def _sqlite(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
             "sqlalchemy.url": f"sqlite:///{tmp_path}/sumatra.sqlite"}, lambda: None
 
 
+class _PostgresDatabase:
+    """One fresh database per test session (``sumatra_test_<uuid>``), emptied before each test.
+
+    Truncating is much faster than creating a database or schema per test; the
+    database is dropped when the session ends.
+    """
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.url = ""
+
+    def admin(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"),
+                                   autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError as exc:
+            unavailable(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
+
+    def create(self, prefix: str = "sumatra_test_") -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        with self.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+    def drop(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with self.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def fresh(self) -> str:
+        if not self.url:
+            self.url = self.create()
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        with engine.begin() as conn:
+            tables = conn.exec_driver_sql(
+                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'").scalar()
+            if tables:
+                conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        engine.dispose()
+        return self.url
+
+    def close(self) -> None:
+        if self.url:
+            self.drop(self.url)
+            self.url = ""
+
+
+POSTGRES = _PostgresDatabase()
+
+
 def _filesystem(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
     return {"sumatra.backend": "filesystem",
             "sumatra.filesystem.root": str(tmp_path / "store")}, lambda: None
 
 
+def _postgresql(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
+    return {"sumatra.backend": "sqlalchemy", "sqlalchemy.url": POSTGRES.fresh()}, lambda: None
+
+
 BACKENDS: dict[str, Callable[[Path], tuple[dict, Callable[[], None]]]] = {
     "sqlite": _sqlite,
+    "postgresql": _postgresql,
     "filesystem": _filesystem,
 }
+#: Backends that need a service; their tests carry the marker.
+BACKEND_MARKS = {"postgresql": pytest.mark.postgres}
 
 
 def pytest_addoption(parser):
     parser.addoption("--backends", default="",
                      help="comma-separated backend names to run backend-parametrised tests on")
+    parser.addoption("--backend-entry-point", default="", metavar="NAME",
+                     help="run backend-parametrised tests (e.g. tests/contract) against the "
+                          "installed plugin NAME of group pyramid_sumatra.backends")
+    parser.addoption("--backend-setting", action="append", default=[], metavar="KEY=VALUE",
+                     help="a setting for --backend-entry-point (repeatable); '{tmp_path}' in "
+                          "VALUE becomes the test's temporary directory")
+
+
+def _entry_point_backend(config) -> Callable[[Path], tuple[dict, Callable[[], None]]]:
+    name = config.getoption("--backend-entry-point")
+    pairs = [s.partition("=") for s in config.getoption("--backend-setting")]
+    bad = [key for key, sep, _ in pairs if not sep]
+    if bad:
+        raise pytest.UsageError(f"--backend-setting needs KEY=VALUE, got {bad}")
+
+    def make(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
+        settings = {key: value.replace("{tmp_path}", str(tmp_path)) for key, _, value in pairs}
+        return {**settings, "sumatra.backend": name}, lambda: None
+
+    return make
+
+
+def pytest_configure(config):
+    name = config.getoption("--backend-entry-point")
+    if name:
+        BACKENDS[f"entry-point:{name}"] = _entry_point_backend(config)
+
+
+def pytest_sessionfinish(session):
+    POSTGRES.close()
 
 
 def selected_backends(config) -> list[str]:
+    if config.getoption("--backend-entry-point"):
+        return [f"entry-point:{config.getoption('--backend-entry-point')}"]
     wanted = [b for b in config.getoption("--backends").split(",") if b]
+    unknown = [b for b in wanted if b not in BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"unknown backends {unknown}; known: {sorted(BACKENDS)}")
     return wanted or list(BACKENDS)
 
 
 def pytest_generate_tests(metafunc):
     if "backend_name" in metafunc.fixturenames:
-        metafunc.parametrize("backend_name", selected_backends(metafunc.config))
+        metafunc.parametrize("backend_name", [
+            pytest.param(name, marks=BACKEND_MARKS.get(name, ()))
+            for name in selected_backends(metafunc.config)])
 
 
 @pytest.fixture
@@ -91,6 +191,32 @@ def storage(app_settings: dict):
     store.initialize()
     yield store
     store.dispose()
+
+
+#: Hooks the contract suite called in this session, per backend (tests/contract).
+CALLED_HOOKS: dict[str, set[str]] = {}
+
+
+@pytest.fixture
+def store(storage, backend_name: str):
+    """The storage facade for tests/contract, noting every hook it calls in CALLED_HOOKS."""
+    called = CALLED_HOOKS.setdefault(backend_name, set())
+    undo = storage.pm.add_hookcall_monitoring(
+        lambda hook_name, impls, kwargs: called.add(hook_name), lambda *args: None)
+    called.add("sumatra_initialize_storage")  # the storage fixture called it already
+    yield storage
+    storage.dispose()  # monitored; the storage fixture's second dispose is harmless
+    undo()
+
+
+@pytest.fixture
+def project(store) -> str:
+    """A committed, empty project ``P`` (tests/contract)."""
+    from pyramid_sumatra.types import ProjectInfo
+
+    with transaction.manager:
+        store.put_project(ProjectInfo(id="P", name="Project P", description="for tests"))
+    return "P"
 
 
 @pytest.fixture
