@@ -11,6 +11,7 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPBadRequest, HTTPNotModified, HTTPPreconditionFailed
+from pyramid.events import NewResponse
 from pyramid.request import Request
 from pyramid.response import Response
 from webob.etag import ETagMatcher
@@ -107,8 +108,15 @@ def check_if_match(request: Request, current_revision: str | None) -> None:
             "revision); GET it again and retry")
 
 
+def vary_on_accept(event: NewResponse) -> None:
+    """Every negotiated response varies on Accept (HTML pages and errors too)."""
+    if "_sumatra_repr" in event.request.__dict__ and "Accept" not in (event.response.vary or ()):
+        event.response.vary = (*(event.response.vary or ()), "Accept")
+
+
 def includeme(config: Configurator) -> None:
     config.add_view_predicate("representation", RepresentationPredicate)
+    config.add_subscriber(vary_on_accept, NewResponse)
     config.include(".auth")
     config.include(".health")
     config.scan(".")

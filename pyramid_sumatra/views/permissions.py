@@ -7,6 +7,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from ..documents import document_text
+from ..negotiation import offers
 from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
 from ..projects import admins
 from ..resources import Permissions
@@ -50,8 +51,9 @@ def _done(request: Request, context: Permissions):
     if (rep is not None and rep.is_html) or request.identity.via == "session":
         return HTTPSeeOther(location=request.resource_url(context.project))  # a browser
     context.project.__dict__.pop("grants", None)
-    request.response.json_body = permissions_document(context)
-    return request.response
+    text, revision = document_text(permissions_document(context))
+    return render_json(request, None, representation(request, context) or offers("project")[0],
+                       revision=revision, body=text)
 
 
 @view_config(context=Permissions, request_method="POST", permission=MANAGE)
