@@ -26,6 +26,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sumatra.secure_cookies": "false",
     "sumatra.require_secret": "false",
     "sumatra.session_max_age": "86400",
+    # Limits (limits.py): request body bytes, tags per record, characters per tag.
+    "sumatra.max_body_size": str(16 * 1024 * 1024),
+    "sumatra.max_tags": "100",
+    "sumatra.max_tag_length": "100",
+    # Failed logins per username before 429 + Retry-After; the longest wait (seconds).
+    "sumatra.login_max_failures": "5",
+    "sumatra.login_lockout_max": "300",
     "retry.attempts": "3",
     # pyramid_tm would ask for the user outside the error views (a 401 became a 500).
     "tm.annotate_user": "false",
@@ -105,6 +112,10 @@ def main(global_config: dict[str, Any] | None = None, **settings: Any):
         config.set_security_policy(SecurityPolicy())
         config.include(".csrf")
         config.include(".views")
+        config.include(".accesslog")
+        config.include(".headers")
+        config.include(".limits")
+        config.include(".views.api")
         config.add_static_view("_static", "pyramid_sumatra:static", cache_max_age=3600)
         app = config.make_wsgi_app()
     return app

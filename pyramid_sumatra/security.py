@@ -10,6 +10,7 @@ from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.httpexceptions import HTTPUnauthorized
 from pyramid.request import Request
 
+from .limits import authenticate
 from .permissions import SERVER_ADMIN, user_principal
 
 REALM = "Sumatra Server API"
@@ -47,6 +48,11 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return username, password
 
 
+def cached_identity(request: Request) -> Identity | None:
+    """The identity if this request has already established it (never asks storage)."""
+    return request.__dict__.get("_sumatra_identity")
+
+
 class SecurityPolicy:
     def identity(self, request: Request) -> Identity | None:
         # Reified per request: storage is asked once.
@@ -58,7 +64,7 @@ class SecurityPolicy:
         creds = basic_credentials(request)
         if creds is not None:
             username, password = creds
-            if not request.storage.authenticate(username, password):
+            if not authenticate(request, username, password):  # throttled per username
                 # A wrong password is 401 even where anonymous could read.
                 raise unauthorized("wrong username or password")
             user = request.storage.get_user(username)

@@ -10,6 +10,8 @@ from pyramid.request import Request
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
+from ..limits import authenticate
+
 
 def safe_next(request: Request, target: str | None) -> str:
     """Only redirect within this site (no open redirects)."""
@@ -36,7 +38,7 @@ def login(request: Request):
     username = request.POST.get("username", "")
     password = request.POST.get("password", "")
     target = safe_next(request, request.POST.get("next"))
-    if username and request.storage.authenticate(username, password):
+    if username and authenticate(request, username, password):  # throttled per username
         headers = remember(request, username)
         new_csrf_token(request)
         return HTTPSeeOther(location=target, headers=headers)

@@ -6,6 +6,7 @@ from pyramid.httpexceptions import HTTPNoContent, HTTPNotFound
 from pyramid.view import view_config, view_defaults
 
 from ..documents import record_text
+from ..limits import check_record, record_limits
 from ..negotiation import check_body_type, offers
 from ..permissions import EDIT, VIEW
 from ..projects import create_project
@@ -45,6 +46,7 @@ class RecordWrites:
         stored = context.stored
         check_if_match(request, stored.revision if stored else None)
         try:
+            check_record(incoming, record_limits(request))
             record = prepare_put(context.project.id, context.label, incoming, media_version,
                                  stored)
         except InvalidRecord as exc:

@@ -1,0 +1,73 @@
+"""A structured access log: one JSON line per request, with a request id.
+
+The id comes from the caller's ``X-Request-Id`` (a proxy's, when it is a short
+token) or is generated, and is echoed in the response's ``X-Request-Id`` so a
+person reporting a problem can quote it. Lines go to the logger
+``pyramid_sumatra.access`` at INFO; the ini files give it a handler that
+prints the bare message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+
+from .security import cached_identity
+
+log = logging.getLogger("pyramid_sumatra.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    """The caller's request id if it is a plain token, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _VALID_ID.match(given) else uuid.uuid4().hex
+
+
+def access_entry(request: Request, status: int, duration: float) -> dict:
+    identity = cached_identity(request)
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(duration * 1000, 2),
+        "request_id": request.request_id,
+        "user": identity.username if identity else None,
+        "remote_addr": request.client_addr,
+    }
+
+
+def accesslog_tween_factory(handler: Callable, registry) -> Callable:
+    def accesslog_tween(request: Request) -> Response:
+        start = time.perf_counter()
+        request.request_id = request_id(request)
+        status = 500  # if the handler raises, the server answers 500
+        try:
+            response = handler(request)
+            status = response.status_int
+            response.headers[REQUEST_ID_HEADER] = request.request_id
+            return response
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                entry = access_entry(request, status, time.perf_counter() - start)
+                log.info(json.dumps(entry, ensure_ascii=False))
+
+    return accesslog_tween
+
+
+def includeme(config: Configurator) -> None:
+    # Outermost: the duration covers everything, and every response gets the id.
+    config.add_tween("pyramid_sumatra.accesslog.accesslog_tween_factory",
+                     under="INGRESS")

@@ -1,0 +1,176 @@
+"""Request limits: body size (413), tags per record (400), failed logins (429).
+
+The body limit is checked in a tween, before any view, transaction or storage
+call: first the declared ``Content-Length``, then, for a body without one (a
+chunked upload the server passes through), by reading at most one byte past
+the limit. waitress buffers the whole request body before it calls the app
+(its own cap is ``max_request_body_size``), so a slow or truncated upload
+never holds a database connection or a file lock: it is waiting in waitress.
+
+Failed logins are counted per username *in this process* (one counter per app
+instance): after ``sumatra.login_max_failures`` failures in a row, each further
+attempt for that username is refused with 429 and ``Retry-After`` for 1, 2, 4,
+... seconds (at most ``sumatra.login_lockout_max``), without checking the password.
+Several processes behind a load balancer each keep their own counter, so an
+attacker gets at most that many more tries; a success resets the counter.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPTooManyRequests
+from pyramid.request import Request
+from pyramid.response import Response
+
+from .records import InvalidRecord, tag_list
+
+LIMITS_KEY = "sumatra.limits"
+THROTTLE_KEY = "sumatra.login_throttle"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_size: int
+    max_tags: int
+    max_tag_length: int
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+        return cls(
+            max_body_size=int(settings["sumatra.max_body_size"]),
+            max_tags=int(settings["sumatra.max_tags"]),
+            max_tag_length=int(settings["sumatra.max_tag_length"]),
+        )
+
+
+def check_record(doc: Any, limits: Limits) -> None:
+    """Raise InvalidRecord (field ``tags``) when a record has too many or too long tags."""
+    if not isinstance(doc, dict):
+        return  # validation proper says why
+    tags = tag_list(doc.get("tags"))
+    if len(tags) > limits.max_tags:
+        raise InvalidRecord("tags", f"a record may have at most {limits.max_tags} tags, "
+                                    f"not {len(tags)}")
+    for tag in tags:
+        if len(tag) > limits.max_tag_length:
+            raise InvalidRecord("tags", f"tag {tag[:20]!r}... is longer than "
+                                        f"{limits.max_tag_length} characters")
+
+
+def record_limits(request: Request) -> Limits:
+    return request.registry[LIMITS_KEY]
+
+
+# -- body size -----------------------------------------------------------------
+
+
+def _error(status: int, error: str, detail: str) -> Response:
+    response = Response(status=status, json_body={"error": error, "detail": detail})
+    response.charset = "utf-8"
+    return response
+
+
+def body_limit_tween_factory(handler: Callable, registry) -> Callable:
+    limit = registry[LIMITS_KEY].max_body_size
+
+    def too_large(size: str) -> Response:
+        return _error(413, "request body too large",
+                      f"the body ({size}) exceeds the limit of {limit} bytes "
+                      "(setting sumatra.max_body_size)")
+
+    def body_limit_tween(request: Request) -> Response:
+        length = request.content_length
+        if length is not None:
+            if length < 0:
+                return _error(400, "invalid Content-Length", "Content-Length is negative")
+            if length > limit:
+                return too_large(f"{length} bytes")
+        elif request.environ.get("wsgi.input_terminated"):
+            # No length declared: read what the server has, never more than limit + 1.
+            data = request.body_file_raw.read(limit + 1)
+            if len(data) > limit:
+                return too_large("more than that")
+            request.body = data
+        return handler(request)
+
+    return body_limit_tween
+
+
+# -- failed logins -------------------------------------------------------------
+
+
+class LoginThrottle:
+    """Counts failed logins per username; thread-safe, bounded in memory."""
+
+    def __init__(self, max_failures: int = 5, lockout_max: float = 300.0,
+                 forget_after: float = 900.0, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_failures = max_failures
+        self.lockout_max = lockout_max
+        self.forget_after = forget_after
+        self.size = size
+        self.clock = clock
+        self._lock = threading.Lock()
+        # username → (consecutive failures, locked until, last failure)
+        self._entries: dict[str, tuple[int, float, float]] = {}
+
+    def retry_after(self, username: str) -> int:
+        """Seconds until ``username`` may try again (0: now)."""
+        entry = self._entries.get(username)
+        if entry is None:
+            return 0
+        wait = entry[1] - self.clock()
+        return math.ceil(wait) if wait > 0 else 0
+
+    def failed(self, username: str) -> None:
+        now = self.clock()
+        with self._lock:
+            failures, _, last = self._entries.pop(username, (0, 0.0, now))
+            if now - last > self.forget_after:
+                failures = 0
+            failures += 1
+            locked_until = 0.0
+            if failures >= self.max_failures:
+                locked_until = now + min(self.lockout_max, 2.0 ** (failures - self.max_failures))
+            if len(self._entries) >= self.size:
+                del self._entries[next(iter(self._entries))]  # the oldest
+            self._entries[username] = (failures, locked_until, now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._entries.pop(username, None)
+
+
+def authenticate(request: Request, username: str, password: str) -> bool:
+    """Check a password through storage, refusing (429) a username under lockout."""
+    throttle: LoginThrottle | None = request.registry.get(THROTTLE_KEY)
+    if throttle is not None:
+        wait = throttle.retry_after(username)
+        if wait:
+            raise HTTPTooManyRequests(
+                headers={"Retry-After": str(wait)},
+                json_body={"error": "too many failed logins",
+                           "detail": f"too many failed logins for {username!r}; "
+                                     f"try again in {wait} s"})
+    ok = request.storage.authenticate(username, password)
+    if throttle is not None:
+        (throttle.succeeded if ok else throttle.failed)(username)
+    return ok
+
+
+def includeme(config: Configurator) -> None:
+    settings = config.get_settings()
+    config.registry[LIMITS_KEY] = Limits.from_settings(settings)
+    config.registry[THROTTLE_KEY] = LoginThrottle(
+        max_failures=int(settings["sumatra.login_max_failures"]),
+        lockout_max=float(settings["sumatra.login_lockout_max"]),
+    )
+    config.add_tween("pyramid_sumatra.limits.body_limit_tween_factory",
+                     under="pyramid_sumatra.headers.security_headers_tween_factory")

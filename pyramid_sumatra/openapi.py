@@ -1,0 +1,484 @@
+"""The OpenAPI 3.1 description of the HTTP API (PROTOCOL.md), built from the code's own constants.
+
+Media types come from ``negotiation``, name rules from ``records``, limits from
+the settings, so the description cannot drift from what the server does;
+``tests/test_openapi.py`` checks it against the routes and views the app
+registers. ``pyramid_sumatra/openapi.json`` is this description with the
+default settings, for readers and tools (regenerate it with
+``python -m pyramid_sumatra.openapi > pyramid_sumatra/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from .limits import Limits
+from .negotiation import accepted_body_types, offers
+from .records import MAX_NAME_LENGTH, RESERVED_LABELS
+from .security import REALM
+
+JSON = "application/json"
+HTML = "text/html"
+FORM = "application/x-www-form-urlencoded"
+
+#: The name rule of records.name_problem, as a JSON Schema pattern.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-+@ ]*$"
+TIMESTAMP_PATTERN = (r"^\s*\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T]"
+                     r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:?\d{2})?\s*$")
+
+
+def _ref(name: str, kind: str = "schemas") -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _nullable(*types: str) -> dict:
+    return {"type": [*types, "null"]}
+
+
+def _content(media_types: list[str], schema: dict) -> dict:
+    return {media: {"schema": schema} for media in media_types}
+
+
+def _representations(kind: str, schema: dict) -> dict:
+    """A 200 body in each representation of ``kind`` (HTML is a page for people)."""
+    content = {}
+    for rep in offers(kind):
+        content[rep.media_type] = {"schema": {"type": "string"} if rep.is_html else schema}
+    return content
+
+
+def _version() -> str:
+    try:
+        return version("pyramid_sumatra")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+# -- schemas -------------------------------------------------------------------
+
+
+def _schemas(limits: Limits) -> dict[str, Any]:
+    data_file = {
+        "type": ["object", "string", "null"],
+        "description": "A data file: {path, digest, metadata, creation}.",
+        "additionalProperties": True,
+        "properties": {"path": {}, "digest": {}, "metadata": {}, "creation": {}},
+    }
+    parameterised = {"type": ["object", "null"], "additionalProperties": True,
+                     "properties": {"type": {}, "parameters": {}}}
+    record = {
+        "type": "object",
+        "description": (
+            "A Sumatra record exactly as the client sent it: known fields are listed with "
+            "the types the server checks; any other key (older or newer Sumatra versions) "
+            "is kept and served back unchanged. On a second PUT of a label, annotations "
+            "and results (reason, outcome, tags, duration, output_data, stdout_stderr, "
+            "repeats) are updated; every other stored field is write-once."),
+        "required": ["label", "timestamp"],
+        "additionalProperties": True,
+        "properties": {
+            "label": {"type": "string", "description": "Must equal the label in the URL."},
+            "project_id": {**_nullable("string"),
+                           "description": "If present, must equal the project in the URL."},
+            "timestamp": {"type": "string", "pattern": TIMESTAMP_PATTERN,
+                          "description": "'YYYY-MM-DD HH:MM:SS' with an optional offset."},
+            "reason": _nullable("string"),
+            "outcome": _nullable("string"),
+            "main_file": _nullable("string"),
+            "version": _nullable("string"),
+            "user": _nullable("string"),
+            "duration": {**_nullable("number"), "description": "Seconds."},
+            "tags": {"type": ["array", "string", "null"], "items": {"type": "string"},
+                     "description": "A list of strings (older clients: comma-separated)."},
+            "executable": {
+                "type": ["object", "null"], "additionalProperties": True,
+                "properties": {"name": _nullable("string"), "path": {}, "version": {},
+                               "options": {}}},
+            "repository": {"type": ["object", "null"], "additionalProperties": True,
+                           "properties": {"url": {}, "type": {}, "upstream": {}}},
+            "parameters": {"type": ["object", "null"], "additionalProperties": True,
+                           "properties": {"content": {}, "type": {}}},
+            "input_data": {"type": ["array", "string", "null"], "items": data_file},
+            "output_data": {"type": ["array", "string", "null"], "items": data_file},
+            "script_arguments": {},
+            "launch_mode": parameterised,
+            "datastore": parameterised,
+            "input_datastore": parameterised,
+            "stdout_stderr": {},
+            "diff": {},
+            "dependencies": {"description": "[{path, version, name, module, diff, source}]"},
+            "platforms": {"description": "[{architecture_bits, architecture_linkage, machine, "
+                                         "network_name, ip_addr, processor, release, "
+                                         "system_name, version}]"},
+            "repeats": {},
+        },
+    }
+    record_put = {
+        "allOf": [_ref("Record")],
+        "properties": {
+            "tags": {
+                "type": ["array", "string", "null"],
+                "maxItems": limits.max_tags,
+                "items": {"type": "string", "maxLength": limits.max_tag_length},
+                "description": (f"At most {limits.max_tags} tags of at most "
+                                f"{limits.max_tag_length} characters (settings "
+                                "sumatra.max_tags, sumatra.max_tag_length)."),
+            },
+        },
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "detail"],
+            "properties": {
+                "error": {"type": "string", "description": "What went wrong, in a few words."},
+                "detail": {"type": "string", "description": "Why, and what to do."},
+                "field": {"type": "string",
+                          "description": "The record field at fault (400 on a record PUT)."},
+            },
+            "additionalProperties": True,
+        },
+        "ProjectListEntry": {
+            "type": "object",
+            "required": ["id", "name", "description", "uri", "last_updated"],
+            "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                           "description": {"type": "string"},
+                           "uri": {"type": "string", "format": "uri"},
+                           "last_updated": {"type": "string"}},
+        },
+        "ProjectList": {"type": "array", "items": _ref("ProjectListEntry"),
+                        "description": "Newest first; anonymous callers see public projects."},
+        "Project": {
+            "type": "object",
+            "required": ["id", "name", "description", "records", "tags", "user"],
+            "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "description": {"type": "string"},
+                "records": {"type": "array", "items": {"type": "string", "format": "uri"},
+                            "description": "Absolute record URLs, newest first."},
+                "tags": {**_nullable("string"), "description": "The tag filter as given."},
+                "user": {"type": "string",
+                         "description": "The caller's username, or 'anonymous'."},
+                "access": {"type": "array", "items": {"type": "string"},
+                           "description": "Usernames; only for authenticated callers."},
+                "next": {"type": "string", "format": "uri",
+                         "description": "The next page (when ?limit= cut the list)."},
+            },
+        },
+        "ProjectPut": {
+            "type": "object",
+            "properties": {"name": _nullable("string"), "description": _nullable("string")},
+        },
+        "ProjectInfo": {
+            "type": "object", "required": ["id", "name", "description"],
+            "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                           "description": {"type": "string"}},
+        },
+        "Permissions": {
+            "type": "object", "required": ["id", "name", "access"],
+            "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "access": {"type": "array", "items": {"type": "string"}},
+                "roles": {"type": "object",
+                          "additionalProperties": {"enum": ["read", "write", "admin"]}},
+            },
+        },
+        "Grant": {
+            "type": "object", "required": ["user"],
+            "properties": {"user": {"type": "string"},
+                           "role": {"enum": ["read", "write", "admin"]}},
+        },
+        "Record": record,
+        "RecordPut": record_put,
+        "Health": {"type": "object", "required": ["status"],
+                   "properties": {"status": {"const": "ok"}}},
+        "Ready": {"type": "object", "required": ["ok"], "additionalProperties": True,
+                  "properties": {"ok": {"type": "boolean"}, "backend": {"type": "string"},
+                                 "detail": {"type": "string"}}},
+    }
+
+
+# -- responses and parameters ----------------------------------------------------
+
+_ERRORS = {
+    "400": "Malformed request: invalid JSON, a field of the wrong type (named in the body), "
+           "a name that can never be a project or label.",
+    "401": f"Authentication needed, or a wrong password: challenges with "
+           f"'Basic realm=\"{REALM}\"' (httplib2 sends credentials only after it).",
+    "403": "Authenticated, but this user holds no grant (or too weak a role) here.",
+    "404": "No such project, record or tag route.",
+    "406": "None of the representations matches Accept or ?format=.",
+    "412": "If-Match names an older revision: GET the resource again.",
+    "413": "The request body is larger than sumatra.max_body_size.",
+    "415": "The request body's Content-Type is not one this URL accepts.",
+    "429": "Too many failed logins for this username: wait Retry-After seconds.",
+    "503": "Storage is unavailable: retry after Retry-After seconds.",
+}
+
+
+def _error_response(code: str) -> dict:
+    response: dict[str, Any] = {"description": _ERRORS[code],
+                                "content": {JSON: {"schema": _ref("Error")},
+                                            HTML: {"schema": {"type": "string"}}}}
+    if code == "401":
+        response["headers"] = {"WWW-Authenticate": {
+            "required": True, "schema": {"const": f'Basic realm="{REALM}"'}}}
+    if code in ("429", "503"):
+        response["headers"] = {"Retry-After": {
+            "required": True, "schema": {"type": "string", "pattern": r"^\d+$"}}}
+    return response
+
+
+def _errors(*codes: str) -> dict:
+    # Every URL may answer these: a wrong password, a huge body, a locked-out
+    # user, unavailable storage.
+    common = ("400", "401", "413", "429", "503")
+    return {code: _ref(f"E{code}", "responses") for code in sorted({*common, *codes})}
+
+
+_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The stored revision and "
+                  "representation; send it back in If-None-Match / If-Match."}}
+
+
+def _ok(description: str, content: dict, *, etag: bool = False) -> dict:
+    response: dict[str, Any] = {"description": description, "content": content}
+    if etag:
+        response["headers"] = dict(_ETAG)
+    return response
+
+
+def _parameters() -> dict[str, Any]:
+    name = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
+            "pattern": NAME_PATTERN}
+    return {
+        "project": {"name": "project", "in": "path", "required": True, "schema": name,
+                    "description": "A project id (Sumatra project name)."},
+        "label": {"name": "label", "in": "path", "required": True, "schema": name,
+                  "description": "A record label; never one of "
+                                 + ", ".join(sorted(RESERVED_LABELS)) + "."},
+        "tag": {"name": "tag", "in": "path", "required": True,
+                "schema": {"type": "string", "minLength": 1, "pattern": r"^[^/]+$"}},
+        "format": {"name": "format", "in": "query", "required": False,
+                   "schema": {"enum": ["json", "html", "v4", "v3"]},
+                   "description": "Overrides Accept."},
+        "tags": {"name": "tags", "in": "query", "required": False,
+                 "schema": {"type": "string"},
+                 "description": "Comma-separated: records having any of these tags."},
+        "limit": {"name": "limit", "in": "query", "required": False,
+                  "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                  "description": "Page size; the document then has a 'next' URL."},
+        "cursor": {"name": "cursor", "in": "query", "required": False,
+                   "schema": {"type": "string"},
+                   "description": "Opaque, from a previous page's 'next'."},
+        "If-None-Match": {"name": "If-None-Match", "in": "header", "required": False,
+                          "schema": {"type": "string"},
+                          "description": "A cached ETag: 304 if it names the current revision."},
+        "If-Match": {"name": "If-Match", "in": "header", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "The ETag the client read: 412 if the resource changed."},
+        "user": {"name": "user", "in": "query", "required": True,
+                 "schema": {"type": "string", "minLength": 1},
+                 "description": "The user whose grant to revoke."},
+    }
+
+
+def _p(*names: str) -> list[dict]:
+    return [_ref(n, "parameters") for n in names]
+
+
+# -- paths -----------------------------------------------------------------------
+
+
+def _get(summary: str, kind: str, schema: dict, *extra_params: str) -> dict:
+    return {
+        "summary": summary,
+        "parameters": _p("format", "If-None-Match", *extra_params),
+        "responses": {
+            "200": _ok(summary, _representations(kind, schema), etag=True),
+            "304": {"description": "Not modified (If-None-Match named the current revision)."},
+            **_errors("403", "404", "406"),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    project_params = _p("project")
+    record_body = {"required": True, "content": _content(sorted(accepted_body_types("record")),
+                                                          _ref("RecordPut"))}
+    record_out = {rep.media_type: {"schema": _ref("Record")}
+                  for rep in offers("record") if not rep.is_html}
+    tag_delete = {
+        "summary": "Delete every record having the tag",
+        "responses": {"200": _ok("The number of records deleted, as text.",
+                                 {"text/plain": {"schema": {"type": "string",
+                                                            "pattern": r"^\d+$"}}}),
+                      **_errors("403", "404")},
+    }
+    tag_item = {
+        "parameters": _p("project", "tag"),
+        "get": _get("The project's records having the tag", "project", _ref("Project"),
+                    "limit", "cursor"),
+        "delete": tag_delete,
+    }
+    html_page = {HTML: {"schema": {"type": "string"}}}
+    return {
+        "/": {"get": {**_get("The projects the caller may see", "project-list",
+                             _ref("ProjectList")), "security": [{}, {"basic": []}]}},
+        "/{project}/": {
+            "parameters": project_params,
+            "get": _get("A project and its record URLs", "project", _ref("Project"),
+                        "tags", "limit", "cursor"),
+            "put": {
+                "summary": "Create (201; the caller becomes its admin) or update (200) a project",
+                "requestBody": {"required": True, "content": _content(
+                    sorted(accepted_body_types("project")), _ref("ProjectPut"))},
+                "responses": {"200": _ok("Updated.", {JSON: {"schema": _ref("ProjectInfo")}}),
+                              "201": _ok("Created.", {JSON: {"schema": _ref("ProjectInfo")}}),
+                              **_errors("403", "415")},
+            },
+            "delete": {"summary": "Delete a project and its records (project admin)",
+                       "responses": {"204": {"description": "Deleted."},
+                                     **_errors("403", "404")}},
+        },
+        "/{project}/{label}/": {
+            "parameters": _p("project", "label"),
+            "get": _get("One record", "record", _ref("Record")),
+            "put": {
+                "summary": "Create (201) or update (200) a record",
+                "parameters": _p("If-Match"),
+                "requestBody": record_body,
+                "responses": {"200": _ok("Updated: the stored record.", record_out, etag=True),
+                              "201": _ok("Created: the stored record.", record_out, etag=True),
+                              **_errors("403", "412", "415")},
+            },
+            "delete": {"summary": "Delete a record",
+                       "parameters": _p("If-Match"),
+                       "responses": {"204": {"description": "Deleted."},
+                                     **_errors("403", "404", "412")}},
+        },
+        "/{project}/tag/{tag}/": tag_item,
+        "/{project}/tagged/{tag}/": {**tag_item, "description": "The same as tag/."},
+        "/{project}/last/": {
+            "parameters": project_params,
+            "get": _get("The most recent record (by timestamp)", "record", _ref("Record")),
+        },
+        "/{project}/permissions/": {
+            "parameters": project_params,
+            "get": {**_get("Who may access the project (authenticated callers only)",
+                           "project", _ref("Permissions"))},
+            "post": {
+                "summary": "Grant a user a role (project admin); browsers are redirected",
+                "requestBody": {"required": True, "content": {
+                    JSON: {"schema": _ref("Grant")}, FORM: {"schema": _ref("Grant")}}},
+                "responses": {"200": _ok("The permissions now.",
+                                         {JSON: {"schema": _ref("Permissions")}}),
+                              "303": {"description": "A form post: back to the project page."},
+                              **_errors("403", "404")},
+            },
+            "delete": {
+                "summary": "Revoke a user's grant (project admin)",
+                "parameters": _p("user"),
+                "responses": {"200": _ok("The permissions now.",
+                                         {JSON: {"schema": _ref("Permissions")}}),
+                              **_errors("403", "404")},
+            },
+        },
+        "/_health": {"get": {
+            "summary": "Liveness: the process answers", "tags": ["server"], "security": [],
+            "responses": {"200": _ok("Alive.", {JSON: {"schema": _ref("Health")}})}}},
+        "/_ready": {"get": {
+            "summary": "Readiness: storage is reachable", "tags": ["server"], "security": [],
+            "responses": {"200": _ok("Ready.", {JSON: {"schema": _ref("Ready")}}),
+                          "503": _ok("Storage is down.", {JSON: {"schema": _ref("Ready")}})}}},
+        "/_api/": {"get": {
+            "summary": "This description as a page for people", "tags": ["server"],
+            "security": [], "responses": {"200": _ok("The page.", html_page)}}},
+        "/_api/openapi.json": {"get": {
+            "summary": "This description", "tags": ["server"], "security": [],
+            "responses": {"200": _ok("OpenAPI 3.1.", {JSON: {"schema": {"type": "object"}}})}}},
+        "/_login": {
+            "get": {"summary": "The login form", "tags": ["browser"], "security": [],
+                    "responses": {"200": _ok("The form.", html_page)}},
+            "post": {
+                "summary": "Log in (form with csrf_token); sets the session cookie",
+                "tags": ["browser"], "security": [],
+                "requestBody": {"required": True, "content": {FORM: {"schema": {
+                    "type": "object", "properties": {
+                        "username": {"type": "string"}, "password": {"type": "string"},
+                        "next": {"type": "string"}, "csrf_token": {"type": "string"}}}}}},
+                "responses": {"303": {"description": "Logged in: to ?next= (this site only)."},
+                              **_errors()}},
+        },
+        "/_logout": {"post": {
+            "summary": "Log out (form with csrf_token)", "tags": ["browser"], "security": [],
+            "responses": {"303": {"description": "Logged out."}, **_errors()}}},
+        "/_static/{path}": {"get": {
+            "summary": "The UI's own CSS and JavaScript", "tags": ["browser"], "security": [],
+            "parameters": [{"name": "path", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The file.",
+                                  "content": {"text/css": {}, "text/javascript": {}}},
+                          "404": _ref("E404", "responses")}}},
+    }
+
+
+def build_description(limits: Limits, server_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI document; ``server_url`` is where the app is mounted."""
+    description = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sumatra Server",
+            "version": _version(),
+            "summary": "Stores Sumatra provenance records for smt and its HttpRecordStore.",
+            "description": (
+                "The Sumatra HTTP record-store protocol, API v4 (v3 accepted). Every URL "
+                "answers the vendor media types, application/json and text/html; "
+                "?format=json|html|v4|v3 overrides Accept, no Accept or */* gets the vendor "
+                "v4 type. Anonymous callers read public projects only; a private project "
+                "answers 401 with the Basic challenge, 403 to an authenticated user without "
+                "a grant, 404 when it does not exist. Every error is JSON "
+                '{"error", "detail"} (or an HTML page for browsers). Names starting with '
+                "'_' are reserved for the server. Every response carries X-Request-Id."),
+        },
+        "security": [{"basic": []}, {}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic",
+                                          "description": f"Realm '{REALM}'."}},
+            "schemas": _schemas(limits),
+            "parameters": _parameters(),
+            "responses": {f"E{code}": _error_response(code) for code in _ERRORS},
+        },
+    }
+    if server_url:
+        description["servers"] = [{"url": server_url}]
+    _add_request_id(description)
+    return description
+
+
+def _add_request_id(description: dict) -> None:
+    header = {"X-Request-Id": {"required": True, "schema": {"type": "string"},
+                               "description": "The request's id (the caller's, or new)."}}
+    responses = [r for item in description["paths"].values() for op in item.values()
+                 if isinstance(op, dict) and "responses" in op
+                 for r in op["responses"].values()]
+    responses += description["components"]["responses"].values()
+    for response in responses:
+        if "$ref" not in response:
+            response["headers"] = {**response.get("headers", {}), **header}
+
+
+def default_description() -> dict[str, Any]:
+    from . import DEFAULT_SETTINGS
+
+    return build_description(Limits.from_settings(DEFAULT_SETTINGS))
+
+
+def dumps(description: dict[str, Any]) -> str:
+    return json.dumps(description, indent=1, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(dumps(default_description()), end="")
