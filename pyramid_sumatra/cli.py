@@ -23,7 +23,7 @@ from .permissions import DEFAULT_ROLE
 from .plugins import PluginError
 from .records import name_problem
 from .storage import Storage
-from .types import ANONYMOUS, ROLES, UserInfo
+from .types import ANONYMOUS, ROLES, StorageError, UserInfo
 
 
 class CommandError(Exception):
@@ -119,7 +119,10 @@ def cmd_check(storage: Storage, args) -> str:
     status = storage.status()
     if not status.get("ok"):
         raise CommandError(f"storage is not reachable: {status.get('detail', status)}")
-    report = storage.check(repair=args.repair)
+    try:
+        report = storage.check(repair=args.repair)
+    except StorageError as exc:
+        raise CommandError(f"cannot check storage: {exc}") from None
     lines = [f"{'repaired' if args.repair and p not in report['unrepaired'] else 'problem'}: {p}"
              for p in report["problems"]]
     if report["unrepaired"]:
@@ -178,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sumatra-server: {exc}", file=sys.stderr)
         return 2
     try:
-        if args.command != "initdb":
+        if args.command not in ("initdb", "check"):  # check looks, and changes nothing
             storage.initialize()
         with transaction.manager:
             output = COMMANDS[args.command](storage, args)

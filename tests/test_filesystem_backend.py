@@ -1,0 +1,415 @@
+"""The filesystem backend beyond the contract suite: files, transactions, processes, repair."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import transaction
+
+from backends.filesystem import journal
+from backends.filesystem.paths import Layout, UnsafeName
+from pyramid_sumatra import build_storage, resolve_settings
+from pyramid_sumatra.cli import main as cli
+from pyramid_sumatra.records import build_stored_record
+from pyramid_sumatra.storage import Storage
+from pyramid_sumatra.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
+
+
+def open_store(root: Path) -> Storage:
+    store = build_storage(resolve_settings({"sumatra.backend": "filesystem",
+                                            "sumatra.filesystem.root": str(root)}))
+    store.initialize()
+    return store
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def fs(root: Path):
+    store = open_store(root)
+    with transaction.manager:
+        store.put_project(ProjectInfo(id="P", name="P"))
+    yield store
+    store.dispose()
+
+
+def rec(label: str, project: str = "P", **fields):
+    doc = {"label": label, "timestamp": "2024-01-01 10:00:00", **fields}
+    return build_stored_record(project, doc)
+
+
+def put(store: Storage, *records, create: bool = True) -> None:
+    with transaction.manager:
+        for r in records:
+            store.put_record(r, create=create)
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+            and ".locks" not in p.parts}
+
+
+def index_of(root: Path, project: str = "P") -> dict:
+    return json.loads((root / "projects" / project / "index.json").read_text())["records"]
+
+
+def check(store: Storage, repair: bool = False) -> dict:
+    with transaction.manager:
+        return store.check(repair=repair)
+
+
+# -- layout ------------------------------------------------------------------
+
+
+def test_layout_is_readable_json_files(fs, root):
+    with transaction.manager:
+        fs.put_user(UserInfo(username="alice", password_hash="h"))
+        fs.set_grant("P", "alice", "admin")
+    put(fs, rec("r1", tags=["a", "b"], reason="why", executable={"name": "python"}))
+    assert files_under(root) == {"users.json", "projects/P/project.json",
+                                 "projects/P/index.json", "projects/P/records/r1.json"}
+    text = (root / "projects/P/records/r1.json").read_text()
+    assert '\n  "document": {\n    "label": "r1",' in text  # indented: diff-able
+    envelope = json.loads(text)
+    assert envelope["document"]["executable"] == {"name": "python"}
+    assert envelope["index"]["tags"] == ["a", "b"]
+    project = json.loads((root / "projects/P/project.json").read_text())
+    assert project["grants"] == {"alice": "admin"} and project["record_count"] == 1
+    assert index_of(root)["r1"]["reason"] == "why"
+    assert "alice" in json.loads((root / "users.json").read_text())
+
+
+def test_a_body_not_in_canonical_form_comes_back_byte_for_byte(fs):
+    record = rec("r1")
+    record.body = '{"label": "r1",   "timestamp": "2024-01-01 10:00:00", "x": 1.50}'
+    put(fs, record)
+    with transaction.manager:
+        assert fs.get_record("P", "r1").body == record.body
+
+
+def test_canonical_bodies_with_unicode_and_numbers_round_trip(fs):
+    record = rec("r1", reason="naïve ✓", duration=1e-7, parameters={"big": 2**70, "f": 0.1})
+    put(fs, record)
+    fs.dispose()
+    with transaction.manager:
+        stored = fs.get_record("P", "r1")
+    assert stored.body == record.body and stored.revision == record.revision
+
+
+# -- transactions --------------------------------------------------------------
+
+
+def test_abort_leaves_nothing(fs, root):
+    before = files_under(root)
+    txn = transaction.begin()
+    fs.put_project(ProjectInfo(id="Q"))
+    fs.put_record(rec("r1", project="Q"), create=True)
+    fs.put_record(rec("r2"), create=True)
+    fs.put_user(UserInfo(username="bob", password_hash="h"))
+    txn.abort()
+    assert files_under(root) == before
+    with transaction.manager:
+        assert fs.get_project("Q") is None and fs.get_record("P", "r2") is None
+        assert fs.get_user("bob") is None
+
+
+def test_an_error_at_commit_of_another_manager_leaves_nothing(fs, root):
+    before = files_under(root)
+
+    class Failing:
+        transaction_manager = transaction.manager
+
+        def sortKey(self):
+            return "zzz"  # votes after the filesystem
+
+        def tpc_vote(self, txn):
+            raise RuntimeError("the other resource said no")
+
+        abort = tpc_begin = commit = tpc_finish = tpc_abort = lambda self, txn: None
+
+    with pytest.raises(RuntimeError), transaction.manager as txn:
+        fs.put_record(rec("r1"), create=True)
+        txn.join(Failing())
+    assert files_under(root) == before
+
+
+def test_reads_in_the_transaction_see_its_writes_and_others_do_not(fs):
+    seen_elsewhere = []
+
+    def other_thread():
+        with transaction.manager:
+            seen_elsewhere.append((fs.get_record("P", "r1"), fs.get_project("P").record_count))
+
+    with transaction.manager:
+        fs.put_record(rec("r1", tags=["t"]), create=True)
+        assert fs.get_record("P", "r1").tags == ["t"]
+        assert fs.get_project("P").record_count == 1
+        assert [r.label for r in fs.query_records("P", RecordQuery(tags=["t"])).records] == ["r1"]
+        assert fs.most_recent_record("P").label == "r1"
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert seen_elsewhere == [(None, 0)]
+        fs.delete_record("P", "r1")
+        assert fs.get_record("P", "r1") is None and fs.get_project("P").record_count == 0
+        fs.put_record(rec("r1", reason="again"), create=True)
+    with transaction.manager:
+        assert fs.get_record("P", "r1").reason == "again"
+        assert fs.get_project("P").record_count == 1
+
+
+def test_delete_project_then_recreate_in_one_transaction(fs, root):
+    put(fs, rec("old"))
+    with transaction.manager:
+        assert fs.delete_project("P")
+        assert fs.get_project("P") is None
+        assert fs.put_project(ProjectInfo(id="P", name="new"))
+        fs.put_record(rec("new"), create=True)
+        assert [r.label for r in fs.query_records("P").records] == ["new"]
+    with transaction.manager:
+        assert fs.get_project("P").name == "new"
+        assert [r.label for r in fs.query_records("P").records] == ["new"]
+    assert not (root / "projects/P/records/old.json").exists()
+    assert check(fs)["problems"] == []
+
+
+def test_a_concurrent_create_of_the_same_label_is_a_conflict(fs):
+    staged = threading.Event()
+    committed = threading.Event()
+    errors = []
+
+    def slow_writer():
+        try:
+            with transaction.manager:
+                fs.put_record(rec("same", reason="slow"), create=True)
+                staged.set()
+                committed.wait(5)
+        except StorageConflict as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    staged.wait(5)
+    put(fs, rec("same", reason="fast"))
+    committed.set()
+    thread.join()
+    assert len(errors) == 1
+    with transaction.manager:
+        assert fs.get_record("P", "same").reason == "fast"
+
+
+def test_an_update_based_on_a_stale_read_is_a_conflict(fs):
+    put(fs, rec("r", reason="v1"))
+    read = threading.Event()
+    written = threading.Event()
+    errors = []
+
+    def stale_writer():
+        try:
+            with transaction.manager:
+                stored = fs.get_record("P", "r")
+                read.set()
+                written.wait(5)
+                fs.put_record(rec("r", reason=stored.reason + "+stale"), create=False)
+        except StorageConflict as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=stale_writer)
+    thread.start()
+    read.wait(5)
+    put(fs, rec("r", reason="v2"), create=False)
+    written.set()
+    thread.join()
+    assert len(errors) == 1
+    with transaction.manager:
+        assert fs.get_record("P", "r").reason == "v2"
+
+
+def _process_writer(root: str, worker: int, count: int) -> None:
+    store = open_store(Path(root))
+    for i in range(count):
+        for attempt in transaction.manager.attempts(20):
+            with attempt:
+                store.put_record(rec(f"w{worker}-{i:03d}", tags=[f"w{worker}"]), create=True)
+                shared = store.get_record("P", "counter")
+                n = json.loads(shared.body)["n"] if shared else 0
+                store.put_record(rec("counter", outcome=str(n + 1), n=n + 1),
+                                 create=shared is None)
+    store.dispose()
+
+
+def test_two_processes_write_one_project_without_losing_anything(fs, root):
+    count = 25
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_process_writer, args=(str(root), w, count)) for w in (1, 2)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+        assert p.exitcode == 0
+    with transaction.manager:
+        page = fs.query_records("P", RecordQuery(with_body=True))
+        assert page.total == 2 * count + 1
+        assert fs.get_project("P").record_count == 2 * count + 1
+        counter = fs.get_record("P", "counter")
+    assert json.loads(counter.body)["n"] == 2 * count  # no update lost
+    assert check(fs)["problems"] == []
+
+
+# -- paths never leave the root -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../evil", "a/b", "a\\b", ".hidden", "x\x00y",
+                                  "tab\there", "", "/abs"])
+def test_names_cannot_escape_the_root(fs, root, tmp_path, name):
+    before = {p for p in tmp_path.rglob("*")}
+    with transaction.manager:
+        with pytest.raises(ValueError):
+            fs.put_project(ProjectInfo(id=name))
+        with pytest.raises(ValueError):
+            fs.put_record(rec("ok", project=name), create=True)
+        record = rec("ok")
+        record.label = name
+        with pytest.raises(ValueError):
+            fs.put_record(record, create=True)
+        with pytest.raises(ValueError):
+            fs.set_grant(name, "alice", "read")
+        assert fs.get_project(name) is None and fs.get_record("P", name) is None
+        assert fs.get_record(name, "ok") is None and fs.get_grants(name) == {}
+        assert fs.delete_record("P", name) is False and fs.delete_project(name) is False
+        assert fs.query_records(name).records == []
+    assert {p for p in tmp_path.rglob("*")} - before <= {p for p in root.rglob("*")}
+
+
+def test_layout_refuses_paths_outside_the_root(root):
+    layout = Layout(root)
+    for bad in ("../x", "..", "a/../../b"):
+        with pytest.raises(UnsafeName):
+            layout.project_dir(bad)
+    with pytest.raises(UnsafeName):
+        layout.absolute("../outside.json")
+    with pytest.raises(UnsafeName):
+        layout.record_file("P", "../project")
+
+
+# -- crash recovery, check and repair -------------------------------------------
+
+
+def test_a_committed_journal_left_by_a_dead_process_is_applied_on_start(fs, root):
+    txn = transaction.begin()
+    fs.put_record(rec("r1"), create=True)
+    dm = txn.data(fs.pm.get_plugin("backend:filesystem"))
+    dm.tpc_begin(txn)
+    dm.commit(txn)
+    dm.tpc_vote(txn)
+    journal.commit(Layout(root), dm._temp, dm.txid)  # the commit point, then "crash"
+    dm._temp = None
+    dm._locks.release()
+    transaction.abort()
+    assert not (root / "projects/P/records/r1.json").exists()
+    assert len(journal.pending(Layout(root))) == 1
+    store = open_store(root)  # start-up finishes the commit
+    with transaction.manager:
+        assert store.get_record("P", "r1") is not None
+        assert store.get_project("P").record_count == 1
+    assert journal.pending(Layout(root)) == []
+    assert check(store)["problems"] == []
+
+
+def test_a_vote_without_commit_point_is_rolled_back(fs, root):
+    txn = transaction.begin()
+    fs.put_record(rec("r1"), create=True)
+    dm = txn.data(fs.pm.get_plugin("backend:filesystem"))
+    dm.tpc_begin(txn)
+    dm.tpc_vote(txn)
+    temp = dm._temp
+    dm._temp = None
+    dm._locks.release()
+    transaction.abort()
+    os.rename(temp, temp.with_name(temp.name.replace(f".{os.getpid()}.", ".999999999.")))
+    problems = check(fs)["problems"]
+    assert len(problems) == 1 and "stray file .journal/" in problems[0]
+    open_store(root)
+    assert check(fs)["problems"] == []
+    with transaction.manager:
+        assert fs.get_record("P", "r1") is None
+
+
+def _write_ini(tmp_path: Path, root: Path) -> str:
+    ini = tmp_path / "fs.ini"
+    ini.write_text("[app:main]\nuse = egg:pyramid_sumatra\nsumatra.backend = filesystem\n"
+                   f"sumatra.filesystem.root = {root}\n")
+    return str(ini)
+
+
+def test_check_finds_and_repair_fixes_a_corrupted_index(fs, root, tmp_path, capsys):
+    with transaction.manager:
+        fs.put_user(UserInfo(username="alice", password_hash="h"))
+        fs.set_grant("P", "alice", "write")
+        fs.set_grant("P", "ghost", "read")  # a user that does not exist
+    put(fs, *(rec(f"r{i}", tags=["x"]) for i in range(5)))
+    good = index_of(root)
+    index = dict(good)
+    del index["r1"]
+    index["phantom"] = index["r2"]
+    index["r3"] = {**index["r3"], "tags": ["wrong"]}
+    path = root / "projects/P/index.json"
+    path.write_text(json.dumps({"format": "sumatra-filesystem-index/1", "records": index}))
+    project = json.loads((root / "projects/P/project.json").read_text())
+    (root / "projects/P/project.json").write_text(json.dumps({**project, "record_count": 9}))
+    (root / "projects/P/records/.r4.json.999999999.ab.tmp").write_text("{half")
+    ini = _write_ini(tmp_path, root)
+
+    assert cli([ini, "check"]) == 1
+    err = capsys.readouterr().err
+    for expected in ("phantom", "r1", "r3", "record_count is 9", "'ghost'",
+                     "stray file projects/P/records/.r4.json.999999999.ab.tmp"):
+        assert expected in err
+    assert cli([ini, "check", "--repair"]) == 0
+    assert "repaired:" in capsys.readouterr().out
+    assert cli([ini, "check"]) == 0
+    assert index_of(root) == good
+    with transaction.manager:
+        assert fs.get_project("P").record_count == 5
+        assert fs.get_grants("P") == {"alice": "write"}
+        assert fs.query_records("P", RecordQuery(tags=["x"])).total == 5
+
+
+def test_repair_moves_an_unreadable_record_aside(fs, root):
+    put(fs, rec("r1"), rec("r2"))
+    (root / "projects/P/records/r2.json").write_text('{"torn": ')
+    report = check(fs)
+    assert any("unreadable record file r2.json" in p for p in report["problems"])
+    assert check(fs, repair=True)["unrepaired"] == []
+    assert check(fs)["problems"] == []
+    assert len(list((root / "lost+found/P").iterdir())) == 1
+    with transaction.manager:
+        assert [r.label for r in fs.query_records("P").records] == ["r1"]
+
+
+def test_sqlalchemy_check_repairs_counts_and_orphans(tmp_path):
+    store = build_storage(resolve_settings({"sumatra.backend": "sqlalchemy",
+                                            "sqlalchemy.url": f"sqlite:///{tmp_path}/s.db"}))
+    store.initialize()
+    with transaction.manager:
+        store.put_project(ProjectInfo(id="P"))
+        store.put_record(rec("r1"), create=True)
+        store.set_grant("P", "ghost", "read")
+    backend = store.pm.get_plugin("backend:sqlalchemy")
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE projects SET record_count = 7")
+    problems = check(store)["problems"]
+    assert len(problems) == 2 and "record_count is 7" in problems[0]
+    assert check(store, repair=True)["unrepaired"] == []
+    assert check(store)["problems"] == []
+    with transaction.manager:
+        assert store.get_project("P").record_count == 1 and store.get_grants("P") == {}
+    store.dispose()
