@@ -62,13 +62,14 @@ def check_targets(backend: str, results: list[Result], levels: list[int],
 
 
 def table(results: list[Result]) -> str:
-    head = (f"{'scenario':<44} {'c':>3} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
-            f"{'errors':>6}  ratio")
+    head = (f"{'scenario':<44} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'errors':>6} {'cpu ms':>6}  ratio")
     lines = [head, "-" * len(head)]
     for r in results:
         ratio = f"{r.ratio:.2f} of {r.limit}" if r.ratio is not None else ""
-        lines.append(f"{r.scenario:<44} {r.concurrency:>3} {r.rps:>9.1f} {r.p50_ms:>9.2f} "
-                     f"{r.p99_ms:>9.2f} {r.errors:>6}  {ratio}")
+        cpu = f"{r.server_cpu_ms:.2f}" if r.server_cpu_ms is not None else "-"
+        lines.append(f"{r.scenario:<44} {r.concurrency:>3} {r.rps:>8.1f} {r.p50_ms:>8.2f} "
+                     f"{r.p99_ms:>8.2f} {r.errors:>6} {cpu:>6}  {ratio}")
     return "\n".join(lines)
 
 

@@ -48,6 +48,12 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def cpu_per_request(server: Server, before: float, result: wrk.Result) -> float | None:
+    if not result.requests:
+        return None
+    return round((server.cpu_seconds() - before) * 1000 / result.requests, 2)
+
+
 def measure_limits(workdir: Path, plan: Plan, body_file: Path) -> dict[str, wrk.Result]:
     """GET and PUT ceilings: bare WSGI apps under the same server settings."""
     limits = {}
@@ -59,6 +65,7 @@ def measure_limits(workdir: Path, plan: Plan, body_file: Path) -> dict[str, wrk.
         ini = write_ini(workdir / f"ceiling-{kind}.ini",
                         {"use": f"call:bench.ceilings:{factory}", **extra}, port)
         with Server(ini, port, workdir / f"ceiling-{kind}.log") as server:
+            cpu = server.cpu_seconds()
             if kind == "GET":
                 result = wrk.run(f"{kind} ceiling", server.url + "/ceiling/r0000001/", "get.lua",
                                  concurrency=plan.concurrency, seconds=plan.seconds)
@@ -67,7 +74,9 @@ def measure_limits(workdir: Path, plan: Plan, body_file: Path) -> dict[str, wrk.
                                  concurrency=plan.concurrency, seconds=plan.seconds,
                                  env={"BENCH_PREFIX": "/ceiling/", "BENCH_BODY": str(body_file),
                                       "BENCH_RUN": secrets.token_hex(3)})
-        log(f"{kind} ceiling: {result.rps} req/s, p50 {result.p50_ms} ms")
+            result.server_cpu_ms = cpu_per_request(server, cpu, result)
+        log(f"{kind} ceiling: {result.rps} req/s, p50 {result.p50_ms} ms, "
+            f"server CPU {result.server_cpu_ms} ms/request")
         limits[kind] = result
     return limits
 
@@ -85,15 +94,18 @@ class BackendRun:
 
     def scenario(self, name: str, path: str, script: str, *, concurrency: int,
                  limit: str | None = None, **env: str) -> wrk.Result:
+        cpu = self.server.cpu_seconds()
         result = wrk.run(name, self.server.url + path, script, concurrency=concurrency,
                          seconds=self.plan.seconds,
                          env={"BENCH_AUTH": self.auth, "BENCH_RUN": self.run_token, **env})
+        result.server_cpu_ms = cpu_per_request(self.server, cpu, result)
         if limit:
             result.limit = limit
             result.ratio = round(result.rps / self.limits[limit], 3)
         self.results.append(result)
         log(f"{self.name}: {name} c={concurrency}: {result.rps} req/s, p50 {result.p50_ms} ms, "
-            f"p99 {result.p99_ms} ms, errors {result.errors}")
+            f"p99 {result.p99_ms} ms, errors {result.errors}, "
+            f"server CPU {result.server_cpu_ms} ms/request")
         return result
 
     def seed(self, ini: Path, client: Client, start: int, stop: int) -> None:

@@ -57,7 +57,9 @@ def production_server_settings() -> dict[str, str]:
 def clean_env() -> dict[str, str]:
     """The environment for child processes: no production overrides, the repo importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUMATRA_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # A PYTHONPATH given by the caller comes first: the app of another checkout can be
+    # measured with this bench (before/after comparisons).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO)]))
     return env
 
 
@@ -107,6 +109,12 @@ class Server:
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -125,6 +133,8 @@ class Server:
 
 def adduser(ini: Path, username: str, password: str) -> None:
     """``sumatra-server INI adduser NAME`` with the password on stdin (as an operator would)."""
-    subprocess.run([str(VENV_BIN / "sumatra-server"), str(ini), "adduser", username],
-                   input=password + "\n", text=True, check=True, capture_output=True,
-                   env=clean_env(), cwd=REPO)
+    done = subprocess.run([str(VENV_BIN / "sumatra-server"), str(ini), "adduser", username],
+                          input=password + "\n", text=True, capture_output=True,
+                          env=clean_env(), cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"sumatra-server adduser failed: {done.stdout}{done.stderr}")

@@ -22,6 +22,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx responses plus socket errors (connect, read, write, timeout)
+    server_cpu_ms: float | None = None  # server CPU time per request (robust to noisy neighbours)
     ratio: float | None = None  # to the matching limit, when there is one
     limit: str | None = None
 

@@ -6,9 +6,8 @@ Containers load from storage lazily; a name that cannot exist becomes an
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from pyramid.authorization import ALL_PERMISSIONS, DENY_ALL, Allow, Authenticated, Everyone
+from pyramid.decorator import reify
 from pyramid.request import Request
 
 from .permissions import CREATE, EDIT, MANAGE, ROLE_PERMISSIONS, SERVER_ADMIN, VIEW, user_principal
@@ -68,7 +67,7 @@ class Project(Resource):
         self.__parent__, self.__name__, self.request = parent, project_id, parent.request
         self.id = project_id
 
-    @cached_property
+    @reify  # not functools.cached_property: its class-wide lock serialised requests (3.11)
     def info(self) -> ProjectInfo | None:
         return self.storage.get_project(self.id)
 
@@ -76,7 +75,7 @@ class Project(Resource):
     def exists(self) -> bool:
         return self.info is not None
 
-    @cached_property
+    @reify
     def grants(self) -> dict[str, str]:
         return self.storage.get_grants(self.id) if self.exists else {}
 
@@ -119,7 +118,7 @@ class Record(Resource):
         self.project = parent
         self.label = label
 
-    @cached_property
+    @reify
     def stored(self) -> StoredRecord | None:
         if not self.project.exists:
             return None
@@ -135,7 +134,7 @@ class Last(Resource):
         self.__parent__, self.__name__, self.request = parent, "last", parent.request
         self.project = parent
 
-    @cached_property
+    @reify
     def stored(self) -> StoredRecord | None:
         if not self.project.exists:
             return None
