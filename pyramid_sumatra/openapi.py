@@ -424,6 +424,53 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _form(summary: str, *fields: str, params: tuple[str, ...] = ("project",)) -> dict:
+    """A web-interface form: posts with the session's CSRF token, acts, redirects (303)."""
+    properties = {name: {"type": "string"} for name in ("csrf_token", *fields)}
+    return {
+        "parameters": _p(*params),
+        "post": {
+            "summary": summary, "tags": ["browser"],
+            "requestBody": {"required": True, "content": {FORM: {"schema": {
+                "type": "object", "required": ["csrf_token"], "properties": properties}}}},
+            "responses": {"303": {"description": "Done (or why not, as a flash message): "
+                                                 "back to the page."},
+                          **_errors("403", "404")},
+        },
+    }
+
+
+def _page(summary: str, media_type: str = HTML) -> dict:
+    labels = {"name": "labels", "in": "query", "required": False,
+              "schema": {"type": "string"}, "description": "Comma-separated record labels."}
+    return {
+        "parameters": _p("project"),
+        "get": {"summary": summary, "tags": ["browser"], "parameters": [labels],
+                "responses": {"200": _ok(summary, {media_type: {"schema": {"type": "string"}}}),
+                              **_errors("403", "404")}},
+    }
+
+
+def _browser_paths() -> dict[str, Any]:
+    """The web interface's own pages and forms (``@@name`` views on the resources)."""
+    record = ("project", "label")
+    return {
+        "/@@create": _form("Create a project", "id", "name", "description", params=()),
+        "/{project}/@@compare": _page("Records side by side"),
+        "/{project}/@@parameters": _page("The parameter table"),
+        "/{project}/@@parameters.csv": _page("The parameter table as CSV", "text/csv"),
+        "/{project}/@@bulk": _form("Compare, tag, untag or delete the selected records",
+                                   "action", "label", "tag"),
+        "/{project}/{label}/@@edit": _form("Edit reason, outcome and tags", "reason",
+                                           "outcome", "tags", "revision", params=record),
+        "/{project}/{label}/@@delete": _form("Delete the record", params=record),
+        "/{project}/permissions/@@grant": _form("Grant a role", "user", "role"),
+        "/{project}/permissions/@@revoke": _form("Revoke a grant", "user"),
+        "/{project}/permissions/@@visibility": _form("Make the project public or private",
+                                                     "public"),
+    }
+
+
 def build_description(limits: Limits, server_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI document; ``server_url`` is where the app is mounted."""
     description = {
@@ -443,7 +490,7 @@ def build_description(limits: Limits, server_url: str | None = None) -> dict[str
                 "'_' are reserved for the server. Every response carries X-Request-Id."),
         },
         "security": [{"basic": []}, {}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_browser_paths()},
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic",
                                           "description": f"Realm '{REALM}'."}},
