@@ -182,12 +182,33 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where a NUL character hides in a document (key or string), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return where
+        found = _nul_path(item, where)
+        if found:
+            return found
+    return None
+
+
 def build_stored_record(project_id: str, doc: dict) -> StoredRecord:
     """Serialise a validated document and derive the fields storage indexes."""
     try:
         body = serialise(doc)
     except ValueError as exc:  # NaN/Infinity are not JSON
         raise InvalidRecord("body", f"record is not representable as JSON: {exc}") from None
+    # PostgreSQL (JSONB, TEXT) cannot store NUL; refuse it on every backend alike.
+    where = "\\u0000" in body and _nul_path(doc, "")
+    if where:
+        raise InvalidRecord(where, f"{where} contains a NUL character (\\u0000), "
+                                   "which cannot be stored")
     executable = doc.get("executable")
     duration = doc.get("duration")
     return StoredRecord(

@@ -32,7 +32,8 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from .schema import grants, metadata, projects, record_tags, records, users
+from .migrate import upgrade
+from .schema import grants, projects, record_tags, records, users
 
 SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
             "outcome", "duration")
@@ -127,7 +128,7 @@ class SqlAlchemyBackend:
 
     @hookimpl
     def sumatra_initialize_storage(self) -> bool:
-        metadata.create_all(self.engine)
+        upgrade(self.engine)  # Alembic: create, or migrate to the newest schema
         return True
 
     @hookimpl

@@ -1,6 +1,12 @@
-"""Tables of the SQLAlchemy backend: a record is its JSON document plus indexed columns."""
+"""Tables of the SQLAlchemy backend: a record is its JSON document plus indexed columns.
+
+Alembic migrations (``migrations/versions``) must produce exactly these tables;
+``tests/test_migrations.py`` compares them. Change both together.
+"""
 
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +21,37 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class JsonDocument(TypeDecorator):
+    """A JSON document exchanged as text: TEXT on SQLite, JSONB on PostgreSQL.
+
+    JSONB validates and indexes the document, but keeps neither key order nor
+    whitespace: what comes back is the same document, re-serialised compactly
+    (``separators=(",", ":")``, ``ensure_ascii=False``), like the app's own form.
+    JSONB cannot hold NUL characters; ``records.build_stored_record`` refuses them.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and dialect.name == "postgresql":
+            return json.loads(value)  # JSONB's own bind processor serialises it again
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and not isinstance(value, str):
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return value
+
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -56,7 +93,7 @@ records = Table(
     Column("project_id", String(100), ForeignKey("projects.id", ondelete="CASCADE"),
            nullable=False),
     Column("label", String(100), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", JsonDocument, nullable=False),
     Column("revision", String(40), nullable=False),
     Column("timestamp", String(19), nullable=False),
     Column("user", Text, nullable=False, default=""),

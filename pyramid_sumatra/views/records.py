@@ -55,6 +55,8 @@ class RecordWrites:
             create_project(request.storage, context.project.id, request.authenticated_userid)
         if stored is None or stored.body != record.body:
             request.storage.put_record(record, create=stored is None)
+        else:  # nothing changed: keep the stored revision (JSONB re-serialises bodies)
+            record = stored
         rep = representation(request, context)
         if rep is None or rep.is_html:
             rep = offers("record")[0]

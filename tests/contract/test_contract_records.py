@@ -214,3 +214,48 @@ def test_initialize_is_idempotent_and_keeps_data(store, project):
 
 def test_dispose_returns_true(store):
     assert store.hook.sumatra_dispose_storage() is True
+
+
+@pytest.mark.parametrize("doc, field", [
+    ({"stdout_stderr": "a\x00b"}, "stdout_stderr"),
+    ({"parameters": {"content": "x", "type": "\x00"}}, "parameters.type"),
+    ({"output_data": [{"path": "ok"}, {"path": "bad\x00"}]}, "output_data.1.path"),
+    ({"extra": {"key\x00": 1}}, "extra.key\x00"),
+])
+def test_nul_characters_never_reach_storage(doc, field):
+    """PostgreSQL cannot store NUL, so the app refuses it (400) for every backend alike."""
+    from pyramid_sumatra.records import InvalidRecord
+
+    with pytest.raises(InvalidRecord) as caught:
+        build_stored_record("P", {"label": "r1", "timestamp": "2024-01-01 00:00:00", **doc})
+    assert caught.value.field == field
+    # An escaped backslash followed by "u0000" is ordinary text, not a NUL.
+    ok = build_stored_record("P", {"label": "r1", "timestamp": "2024-01-01 00:00:00",
+                                   "reason": "\\u0000"})
+    assert json.loads(ok.body)["reason"] == "\\u0000"
+
+
+def test_a_put_with_a_nul_is_refused_and_stores_nothing(testapp, backend_name):
+    from conftest import V4, basic
+
+    doc = {"label": "nul1", "timestamp": "2024-01-01 00:00:00", "stdout_stderr": "a\x00b"}
+    res = testapp.put("/TestProject/nul1/", json.dumps(doc),
+                      headers={**basic(), "Content-Type": V4.format("record")}, status=400)
+    assert "stdout_stderr" in res.json["detail"] + res.json["error"]
+    testapp.get("/TestProject/nul1/", headers=basic(), status=404)
+
+
+def test_etags_agree_after_a_repeated_put(testapp, backend_name):
+    """A backend may re-serialise bodies (JSONB reorders keys); ETags must not drift."""
+    from conftest import V4, basic
+
+    doc = {"timestamp": "2024-01-01 00:00:00", "label": "same", "zeta": 1, "alpha": [2],
+           "reason": "r", "tags": ["t"]}
+    headers = {**basic(), "Content-Type": V4.format("record"), "Accept": V4.format("record")}
+    created = testapp.put("/TestProject/same/", json.dumps(doc), headers=headers, status=201)
+    again = testapp.put("/TestProject/same/", json.dumps(doc), headers=headers, status=200)
+    got = testapp.get("/TestProject/same/", headers=headers)
+    assert got.json == doc
+    assert created.headers["ETag"] == again.headers["ETag"] == got.headers["ETag"]
+    testapp.put("/TestProject/same/", json.dumps(doc),
+                headers={**headers, "If-Match": got.headers["ETag"]}, status=200)

@@ -1,0 +1,167 @@
+"""Alembic migrations of the SQLAlchemy backend, on SQLite and PostgreSQL.
+
+Each test gets its own empty database: a SQLite file, or a new PostgreSQL database
+(dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+import transaction
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from conftest import POSTGRES
+
+from backends.sqlalchemy import migrate
+from backends.sqlalchemy.schema import metadata
+from pyramid_sumatra import build_storage, resolve_settings
+from pyramid_sumatra.types import RecordQuery
+
+DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+BODY = {"label": "r1", "timestamp": "2024-03-01 12:00:00", "reason": "before ✓",
+        "tags": ["old", "kept"], "parameters": {"content": "a=1", "type": "Simple"},
+        "future": [1, 2.5, None, {"deep": True}]}
+
+
+@pytest.fixture(params=DIALECTS)
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/m.sqlite"
+        return
+    url = POSTGRES.create("sumatra_migrations_")
+    yield url
+    POSTGRES.drop(url)
+
+
+@pytest.fixture
+def engine(url):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def storage_for(url: str):
+    store = build_storage(resolve_settings({"sumatra.backend": "sqlalchemy",
+                                            "sqlalchemy.url": url}))
+    return store
+
+
+def insert_0001_data(engine) -> None:
+    """Rows as the first schema held them (body as plain text)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO users (username, password_hash, is_admin, created) "
+            "VALUES ('alice', '$argon2id$x', true, '2024-01-01 00:00:00')"))
+        conn.execute(sa.text(
+            "INSERT INTO projects (id, name, description, created, last_updated, record_count)"
+            " VALUES ('P', 'Project', 'd', '2024-01-01 00:00:00', '2024-03-01 12:00:00', 1)"))
+        conn.execute(sa.text(
+            "INSERT INTO grants (project_id, principal, role) VALUES ('P', 'alice', 'admin')"))
+        conn.execute(sa.text(
+            'INSERT INTO records (id, project_id, label, body, revision, timestamp, "user", '
+            "main_file, version, executable, reason, outcome, duration) VALUES (1, 'P', 'r1', "
+            ":body, 'rev1', '2024-03-01 12:00:00', '', '', '', '', 'before ✓', '', NULL)"),
+            {"body": json.dumps(BODY, ensure_ascii=False)})
+        conn.execute(sa.text("INSERT INTO record_tags (record_id, tag, project_id) "
+                             "VALUES (1, 'old', 'P'), (1, 'kept', 'P')"))
+
+
+def assert_data_preserved(url: str) -> None:
+    store = storage_for(url)
+    try:
+        store.initialize()
+        with transaction.manager:
+            got = store.get_record("P", "r1")
+            assert json.loads(got.body) == BODY
+            assert got.revision == "rev1"
+            assert [r.label for r in store.query_records(
+                "P", RecordQuery(tags=["kept"])).records] == ["r1"]
+            assert store.get_project("P").record_count == 1
+            assert store.get_grants("P") == {"alice": "admin"}
+            alice = store.get_user("alice")
+            assert (alice.password_hash, alice.is_admin) == ("$argon2id$x", True)
+    finally:
+        store.dispose()
+
+
+def schema_differences(engine) -> list:
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                metadata)
+
+
+def test_every_migration_in_turn_gives_the_declared_schema(engine):
+    assert migrate.upgrade(engine, "0001") == "0001"
+    assert migrate.upgrade(engine) == migrate.head()
+    assert schema_differences(engine) == []
+
+
+def test_a_new_database_is_created_at_head(engine, url):
+    store = storage_for(url)
+    try:
+        assert store.initialize() is True
+    finally:
+        store.dispose()
+    with engine.connect() as conn:
+        assert migrate.current(conn) == migrate.head()
+    assert schema_differences(engine) == []
+
+
+def test_upgrade_from_the_first_revision_keeps_data(engine, url):
+    migrate.upgrade(engine, "0001")
+    insert_0001_data(engine)
+    assert_data_preserved(url)  # initialize upgrades to head
+    with engine.connect() as conn:
+        assert migrate.current(conn) == migrate.head()
+        if engine.dialect.name == "postgresql":
+            kind = conn.execute(sa.text(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'records' AND column_name = 'body'")).scalar()
+            assert kind == "jsonb"
+
+
+def test_a_database_made_without_alembic_is_stamped_then_upgraded(engine, url):
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE alembic_version"))  # as metadata.create_all left it
+    insert_0001_data(engine)
+    assert_data_preserved(url)
+    with engine.connect() as conn:
+        assert migrate.current(conn) == migrate.head()
+    assert schema_differences(engine) == []
+
+
+def test_downgrade_and_upgrade_again_keep_data(engine, url):
+    migrate.upgrade(engine, "0001")
+    insert_0001_data(engine)
+    migrate.upgrade(engine)
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0001")
+    with engine.connect() as conn:
+        assert migrate.current(conn) == "0001"
+    assert_data_preserved(url)
+
+
+@pytest.mark.postgres
+def test_a_nul_in_an_old_body_stops_the_postgresql_upgrade_with_its_name():
+    url = POSTGRES.create("sumatra_migrations_")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        migrate.upgrade(engine, "0001")
+        insert_0001_data(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE records SET body = :b"),
+                         {"b": json.dumps({**BODY, "stdout_stderr": "a\x00b"})})
+        with pytest.raises(RuntimeError, match="P/r1"):
+            migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert migrate.current(conn) == "0001"  # nothing half-done
+    finally:
+        engine.dispose()
+        POSTGRES.drop(url)
