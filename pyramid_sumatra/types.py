@@ -32,6 +32,10 @@ class StorageUnavailable(StorageError):
     """The storage cannot be reached or written now (database down, disk full)."""
 
 
+class StorageFull(StorageUnavailable):
+    """No space left for the write (disk full, quota): 507 until an operator frees space."""
+
+
 @dataclass
 class StoredRecord:
     """One record: the JSON document as text, plus the fields storage indexes.

@@ -23,6 +23,8 @@ from pyramid_sumatra.types import (
     RecordPage,
     RecordQuery,
     StorageConflict,
+    StorageError,
+    StorageFull,
     StorageUnavailable,
     StoredRecord,
     UserInfo,
@@ -64,6 +66,22 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
 
 
+def storage_error(exc: DBAPIError) -> StorageError | None:
+    """The interface's exception for a driver error (retry, 503, 507); None: a bug (500)."""
+    if isinstance(exc, IntegrityError):
+        return StorageConflict(str(exc.orig))
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        if "locked" in text or "deadlock" in text or "serializ" in text:
+            return StorageConflict(str(exc.orig))
+        if "no space left" in text or "disk is full" in text or "disk full" in text:
+            return StorageFull(f"database error: {exc.orig}")
+        return StorageUnavailable(f"database error: {exc.orig}")
+    if exc.connection_invalidated:
+        return StorageUnavailable(f"database connection lost: {exc.orig}")
+    return None
+
+
 def translate_errors(method):
     """Map driver errors to the interface's exceptions (retry, or 503)."""
 
@@ -71,19 +89,24 @@ def translate_errors(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except IntegrityError as exc:
-            raise StorageConflict(str(exc.orig)) from exc
-        except OperationalError as exc:
-            text = str(exc.orig).lower()
-            if "locked" in text or "deadlock" in text or "serializ" in text:
-                raise StorageConflict(str(exc.orig)) from exc
-            raise StorageUnavailable(f"database error: {exc.orig}") from exc
         except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
-            raise
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     return wrapper
+
+
+def _translate_outside_hooks(context) -> None:
+    """COMMIT runs in the transaction manager, after every hook returned: a database
+    that went away then must still be a 503 (or a retry), not a 500. Statements inside
+    hooks are left to translate_errors."""
+    exc = context.sqlalchemy_exception
+    if context.statement is None and isinstance(exc, DBAPIError):
+        error = storage_error(exc)
+        if error is not None:
+            raise error
 
 
 def encode_cursor(values: list) -> str:
@@ -116,6 +139,7 @@ class SqlAlchemyBackend:
         self.engine = engine_from_config(options, "sqlalchemy.")
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+        event.listen(self.engine, "handle_error", _translate_outside_hooks)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")

@@ -9,6 +9,7 @@ from pyramid.httpexceptions import (
     HTTPBadRequest,
     HTTPException,
     HTTPFound,
+    HTTPInsufficientStorage,
     HTTPInternalServerError,
     HTTPMethodNotAllowed,
     HTTPNotAcceptable,
@@ -21,7 +22,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, view_conf
 
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
-from ..types import StorageUnavailable
+from ..types import StorageConflict, StorageFull, StorageUnavailable
 from . import json_error, representation
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,23 @@ def storage_unavailable(exc, request: Request):
     log.warning("storage unavailable: %s", exc)
     return as_error(json_error(HTTPServiceUnavailable, "storage unavailable", str(exc),
                                headers={"Retry-After": "5"}), request)
+
+
+@exception_view_config(StorageFull)
+def storage_full(exc, request: Request):
+    log.warning("storage full: %s", exc)
+    return as_error(json_error(HTTPInsufficientStorage, "insufficient storage", str(exc)),
+                    request)
+
+
+@exception_view_config(StorageConflict)
+def storage_conflict(exc, request: Request):
+    # pyramid_retry replays the request while attempts remain (this answer is then
+    # dropped); only the last attempt's conflict reaches the client: busy, try again.
+    log.info("write conflict: %s", exc)
+    return as_error(json_error(HTTPServiceUnavailable, "storage busy",
+                               f"a concurrent write kept conflicting with this one: {exc}",
+                               headers={"Retry-After": "1"}), request)
 
 
 @exception_view_config(Exception)
