@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import transaction
 import waitress.server
+import waitress.wasyncore
 import webtest
 
 import pyramid_sumatra
@@ -275,8 +276,13 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.close()
+        # Close every channel (clients' keep-alive connections too) inside the loop's
+        # own thread: the loop then ends at once, instead of the join timing out
+        # and the loop selecting on closed sockets.
+        server = self.server
+        server.trigger.pull_trigger(lambda: waitress.wasyncore.close_all(server._map))
         self.thread.join(timeout=5)
+        server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
