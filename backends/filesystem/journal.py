@@ -103,14 +103,23 @@ def commit(layout: Layout, temp: Path, txid: str) -> Path:
 def apply(layout: Layout, ops: list[Op]) -> None:
     """Perform ``ops`` (idempotently) and make them durable."""
     dirs: set[Path] = set()
+
+    def touched(target: Path) -> None:
+        # A directory made now must itself be recorded in its parent.
+        missing = target.parent
+        while not missing.exists():
+            dirs.add(missing.parent)
+            missing = missing.parent
+        dirs.add(target.parent)
+
     for op in ops:
         kind = op["op"]
         if kind == "drop":
             remove_tree(layout.project_dir(op["project"]))
         elif kind == "write":
             target = layout.absolute(op["path"])
+            touched(target)
             atomic_write(target, op["text"])
-            dirs.add(target.parent)
         elif kind == "delete":
             target = layout.absolute(op["path"])
             remove(target)
@@ -124,14 +133,13 @@ def apply(layout: Layout, ops: list[Op]) -> None:
             for label in op["remove"]:
                 entries.pop(label, None)
             entries.update(op["set"])
+            touched(target)
             atomic_write(target, codec.index_text(entries))
-            dirs.add(target.parent)
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
-        fsync_dir(directory)
-        # A newly created records/ or project directory must itself be recorded.
-        fsync_dir(directory.parent)
+        if directory.exists():
+            fsync_dir(directory)
 
 
 def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
