@@ -137,7 +137,8 @@ def test_compat_examples_round_trip_unchanged(testapp, name):
 
 
 def test_unknown_keys_round_trip(testapp):
-    doc = new_record("extra", future_field={"nested": [1, 2.5, None, "é"]}, another=12345678901234567890)
+    doc = new_record("extra", future_field={"nested": [1, 2.5, None, "é"]},
+                     another=12345678901234567890)
     put_record(testapp, "P", doc, status=201)
     assert get_json(testapp, "/P/extra/").json == doc
 
@@ -451,8 +452,8 @@ def test_etag_304_and_if_match(testapp):
     v3 = get_json(testapp, "/P/e/", accept="application/vnd.sumatra.record-v3+json")
     assert v3.headers["ETag"] != etag  # representations differ
     # PUT with the current ETag (any representation) goes ahead
-    put_record(testapp, "P", new_record("e", outcome="one"), headers={"If-Match": v3.headers["ETag"]},
-               status=200)
+    put_record(testapp, "P", new_record("e", outcome="one"),
+               headers={"If-Match": v3.headers["ETag"]}, status=200)
     # the old ETag now names an older revision: 412, nothing changed
     res = put_record(testapp, "P", new_record("e", outcome="two"), headers={"If-Match": etag},
                      status=412)

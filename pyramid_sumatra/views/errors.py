@@ -94,15 +94,6 @@ def storage_conflict(exc, request: Request):
                                headers={"Retry-After": "1"}), request)
 
 
-@exception_view_config(StorageConflict)
-def storage_conflict(exc, request: Request):
-    # Only reached once pyramid_retry's replays are used up: the client may retry.
-    log.warning("write conflict persisted after retries: %s", exc)
-    return as_error(json_error(HTTPServiceUnavailable, "busy",
-                               f"concurrent writers kept conflicting ({exc}); retry shortly",
-                               headers={"Retry-After": "1"}), request)
-
-
 @exception_view_config(Exception)
 def server_error(exc, request: Request):
     log.exception("unhandled error on %s %s", request.method, request.path_qs)
