@@ -38,6 +38,7 @@ from . import codec, journal
 from .check import check_store, clean_stray_files
 from .codec import CorruptFile
 from .disk import Disk
+from .files import storage_error
 from .paths import Layout, check_name, name_problem
 from .query import select as select_entries
 from .stage import FilesystemDataManager, ProjectStage
@@ -58,7 +59,7 @@ def translate_errors(method):
         except CorruptFile as exc:
             raise StorageUnavailable(f"{exc}; run 'sumatra-server CONFIG check'") from exc
         except OSError as exc:
-            raise StorageUnavailable(f"filesystem error: {exc}") from exc
+            raise storage_error(exc) from exc
 
     return wrapper
 

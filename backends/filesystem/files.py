@@ -7,12 +7,15 @@ that wrote them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import shutil
 from pathlib import Path
 from typing import Any
+
+from pyramid_sumatra.types import StorageFull, StorageUnavailable
 
 TEMP_SUFFIX = ".tmp"
 
@@ -60,10 +63,14 @@ def write_temp(target: Path, text: str) -> Path:
     """Write ``text`` to a fsync'd temp file beside ``target``; return its path."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a file behind
+        raise
     return tmp
 
 
@@ -75,6 +82,13 @@ def atomic_write(target: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def storage_error(exc: OSError) -> StorageUnavailable:
+    """The interface's exception for an OS error: no space is a 507, the rest a 503."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left on the device of the store: {exc}")
+    return StorageUnavailable(f"filesystem error: {exc}")
 
 
 def remove(path: Path) -> bool:

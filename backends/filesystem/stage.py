@@ -23,7 +23,7 @@ from pyramid_sumatra.types import ProjectInfo, StorageConflict, StoredRecord, Us
 
 from . import codec, journal
 from .disk import Disk
-from .files import dumps_readable, remove
+from .files import dumps_readable, remove, storage_error
 from .paths import Layout
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,13 @@ class FilesystemDataManager:
         pass
 
     def tpc_vote(self, txn) -> None:
+        try:
+            self._vote()
+        except OSError as exc:  # disk full, read-only: nothing was committed
+            self._release()
+            raise storage_error(exc) from exc
+
+    def _vote(self) -> None:
         if not self._has_writes():
             return
         keys = self._lock_keys()

@@ -1,0 +1,432 @@
+"""Faults injected into real server processes: SIGKILL under load, the database going
+away, a full or read-only disk. Acknowledged writes must survive; while storage is
+down the answer is 503 + Retry-After (507 on a full disk), always JSON, never a 500
+and never a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import POSTGRES, unavailable
+from procs import (
+    PROJECT_ACCEPT,
+    ServerProcess,
+    Tally,
+    add_test_user,
+    auth_header,
+    check_5xx,
+    cli,
+    free_port,
+    get_record,
+    http,
+    project_labels,
+    put_record,
+    record_doc,
+)
+
+# -- stores ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the shared server, dropped at the end."""
+    url = POSTGRES.create(prefix="sumatra_fault_")
+    try:
+        yield url
+    finally:
+        POSTGRES.drop(url)
+
+
+@contextlib.contextmanager
+def store_settings(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    base = {"sumatra.initdb": "true"}
+    if backend == "sqlite":
+        yield {**base, "sqlalchemy.url": f"sqlite:///{tmp_path}/sumatra.sqlite"}
+    elif backend == "filesystem":
+        yield {**base, "sumatra.backend": "filesystem",
+               "sumatra.filesystem.root": str(tmp_path / "store")}
+    else:
+        with postgres_database() as url:
+            yield {**base, "sqlalchemy.url": url}
+
+
+# -- load --------------------------------------------------------------------------
+
+
+class Writers:
+    """``n`` client threads PUTting new records (distinct labels) until stopped."""
+
+    def __init__(self, base: Callable[[], str], project: str, n: int = 8,
+                 timeout: float = 15):
+        self.base, self.project, self.timeout = base, project, timeout
+        self.tally = Tally()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        # While a fault is on (or was switched during a request) 503/507 are allowed.
+        self.fault = threading.Event()
+        self.fault_switches = 0
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(n)]
+
+    def _run(self, index: int) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            label = f"w{index}-{n}"
+            # A distinct body per PUT: a torn or mixed-up write cannot pass the check.
+            doc = record_doc(label, script_arguments=f"{label} {uuid.uuid4().hex}",
+                             tags=[f"writer{index}"])
+            before = (self.fault.is_set(), self.fault_switches)
+            try:
+                res = put_record(self.base(), self.project, doc, timeout=self.timeout)
+            except OSError:
+                with self.lock:
+                    self.tally.connection_errors += 1
+                    self.tally.unknown[label] = doc
+                time.sleep(0.05)
+                continue
+            with self.lock:
+                self.tally.count(res.status)
+                if res.status in (200, 201):
+                    self.tally.acked[label] = doc
+                elif res.status >= 500:
+                    self.tally.unknown[label] = doc  # it may or may not have landed
+                    problem = check_5xx(res)
+                    fault = before != (False, self.fault_switches) or self.fault.is_set()
+                    if problem or not fault:
+                        self.tally.bad_5xx.append(problem or f"{res.status} before the fault")
+                    self.tally.errors.append(res.body.decode(errors="replace")[:200])
+                else:
+                    self.tally.bad_5xx.append(f"unexpected {res.status}: {res.body[:200]!r}")
+            if res.status >= 500:
+                time.sleep(0.05)
+
+    def fault_on(self) -> None:
+        self.fault_switches += 1
+        self.fault.set()
+
+    def fault_off(self) -> None:
+        self.fault_switches += 1
+        self.fault.clear()
+
+    def __enter__(self) -> Writers:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=timeout)
+        assert not any(t.is_alive() for t in self.threads), "a client thread hung"
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_acks(writers: Writers, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while len(writers.tally.acked) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def assert_stored(base: str, project: str, tally: Tally) -> int:
+    """Every acknowledged PUT is there, whole; unanswered ones are whole or absent."""
+    for label, doc in tally.acked.items():
+        res = get_record(base, project, label)
+        assert res.status == 200, f"acknowledged {label} is gone: {res.status}"
+        assert res.json() == doc, f"acknowledged {label} came back different"
+    landed = 0
+    for label, doc in tally.unknown.items():
+        if label in tally.acked:
+            continue
+        res = get_record(base, project, label)
+        assert res.status in (200, 404), (label, res.status, res.body[:200])
+        if res.status == 200:
+            assert res.json() == doc, f"unacknowledged {label} is torn"
+            landed += 1
+    listed = set(project_labels(base, project))
+    assert set(tally.acked) <= listed
+    return landed
+
+
+def assert_check_clean(ini: Path) -> None:
+    done = cli(ini, "check")
+    assert done.returncode == 0, f"check found problems:\n{done.stdout}{done.stderr}"
+    assert "consistent" in done.stdout
+
+
+# -- (a) SIGKILL while 8 clients write --------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", [
+    "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "filesystem"])
+def test_sigkill_under_concurrent_writes(backend: str, tmp_path: Path):
+    with store_settings(backend, tmp_path) as settings:
+        server = ServerProcess(tmp_path, settings)
+        add_test_user(server.ini)
+        try:
+            server.start()
+            with Writers(lambda: server.url, "Crash") as writers:
+                wait_for_acks(writers, 8)
+                time.sleep(1.0)
+                writers.fault_on()
+                server.kill()  # fault: SIGKILL in the middle of the writes
+                time.sleep(0.3)
+            tally = writers.tally
+            assert not tally.bad_5xx, tally.bad_5xx[:5]
+            assert tally.statuses.get(500, 0) == 0
+            assert len(tally.acked) >= 8, tally.statuses
+            assert tally.connection_errors >= 1  # the kill did land mid-load
+
+            server.start()  # the same store
+            landed = assert_stored(server.url, "Crash", tally)
+            # The store takes new writes after the crash.
+            res = put_record(server.url, "Crash", record_doc("after-restart"))
+            assert res.status == 201, res.body
+            server.stop()
+            assert_check_clean(server.ini)
+            print(f"{backend}: {tally.requests} PUTs, {len(tally.acked)} acknowledged, "
+                  f"{tally.connection_errors} cut by the kill, {landed} of those landed")
+        finally:
+            server.kill()
+        assert "Traceback" not in server.log, server.log[-3000:]
+
+
+# -- (b) PostgreSQL stopped and started under load ---------------------------------------
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster of our own (never the shared one): initdb into a
+    temporary directory, run as the ``postgres`` user on a free port."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not bins:
+            unavailable("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        self.bin = Path(bins[-1]).parent
+        self.port = free_port()
+        # Not under pytest's tmp_path: the postgres user must be able to reach it.
+        self.dir = Path(tempfile.mkdtemp(prefix="sumatra-pg-"))
+        self.data = self.dir / "data"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        done = self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                         "--no-sync", "-E", "UTF8")
+        if done.returncode:
+            unavailable(f"initdb failed: {done.stderr[-500:]}")
+
+    def start(self) -> None:
+        # fsync off: a stopped server loses nothing that it acknowledged (only an OS
+        # crash would), and the test runs on a loaded machine.
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=40")
+        done = self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                         str(self.dir / "log"), "-w", "-t", "60", "start")
+        assert done.returncode == 0, done.stdout + done.stderr + self.log
+
+    def stop(self, mode: str = "fast") -> None:
+        done = self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    @property
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop",
+                      timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until_stored(base: str, project: str, label: str, timeout: float = 30) -> float:
+    """PUT until acknowledged; the seconds it took (the app reconnects by itself)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            res = put_record(base, project, record_doc(label))
+        except OSError:
+            res = None
+        if res is not None and res.status in (200, 201):
+            return time.monotonic() - started
+        if res is not None:
+            assert check_5xx(res) is None, check_5xx(res)
+        time.sleep(0.2)
+    raise AssertionError(f"no write succeeded within {timeout} s after the database came back")
+
+
+def assert_outage_answer(res) -> None:
+    assert res.status == 503, (res.status, res.body[:300])
+    assert check_5xx(res) is None, check_5xx(res)
+
+
+@pytest.mark.postgres
+def test_postgresql_restart_under_load(tmp_path: Path):
+    pg = PrivatePostgres()
+    server = None
+    try:
+        pg.init()
+        pg.start()
+        server = ServerProcess(tmp_path, {"sumatra.initdb": "true", "sqlalchemy.url": pg.url})
+        add_test_user(server.ini)
+        server.start()
+        outages = []
+        with Writers(lambda: server.url, "Outage", timeout=20) as writers:
+            wait_for_acks(writers, 8)
+            for cycle, mode in enumerate(("fast", "immediate")):  # two faults
+                writers.fault_on()
+                pg.stop(mode)
+                seen = sum(writers.tally.statuses.values())
+                time.sleep(1.5)
+                # Reads and writes both answer at once: 503, Retry-After, JSON.
+                res = http("GET", f"{server.url}/Outage/", None,
+                           {**auth_header(), "Accept": PROJECT_ACCEPT}, timeout=20)
+                assert_outage_answer(res)
+                assert res.seconds < 10
+                res = put_record(server.url, "Outage", record_doc(f"down-{cycle}"), timeout=20)
+                assert_outage_answer(res)
+                ready = http("GET", f"{server.url}/_ready", timeout=20)
+                assert ready.status == 503 and ready.headers.get("retry-after")
+                answered = sum(writers.tally.statuses.values()) - seen
+                pg.start()
+                outages.append((mode, answered,
+                                wait_until_stored(server.url, "Outage", f"up-{cycle}")))
+                acked = len(writers.tally.acked)
+                wait_for_acks(writers, acked + 8)  # the clients go on writing
+                writers.fault_off()
+        tally = writers.tally
+        assert not tally.bad_5xx, tally.bad_5xx[:5]
+        assert tally.statuses.get(500, 0) == 0
+        assert tally.statuses.get(503, 0) >= 2, tally.statuses  # the outages were seen
+        assert tally.connection_errors == 0  # no hang beyond the client's 20 s bound
+        landed = assert_stored(server.url, "Outage", tally)
+        for cycle in range(2):
+            assert get_record(server.url, "Outage", f"up-{cycle}").status == 200
+        print(f"postgresql restarts {outages}: {tally.requests} PUTs {tally.statuses}, "
+              f"{landed} of the 503s had landed anyway")
+    finally:
+        if server is not None:
+            server.kill()
+        pg.destroy()
+    assert "Traceback" not in server.log, server.log[-3000:]
+
+
+# -- (c) the filesystem backend on a full, then read-only, disk ----------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs of its own at ``path`` (needs root: mount privileges)."""
+    path.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        unavailable("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                           str(path)], capture_output=True, text=True, timeout=30, check=False)
+    if done.returncode:
+        unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], timeout=30, check=False).returncode:
+            subprocess.run(["umount", "-l", str(path)], timeout=30, check=False)
+
+
+def remount(path: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True, timeout=30)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of ``directory`` to the last byte; the file that did it."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (1 << 16, 1 << 12, 1 << 9, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def assert_no_debris(root: Path) -> None:
+    """No temp file left behind; every JSON file whole."""
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        assert not path.name.endswith(".tmp"), f"temp file left: {path}"
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))  # raises on half a file
+
+
+def test_filesystem_full_then_read_only_disk(tmp_path: Path):
+    with tmpfs(tmp_path / "mnt", "2m") as mnt:
+        store = mnt / "store"
+        server = ServerProcess(tmp_path, {"sumatra.initdb": "true", "sumatra.backend":
+                                          "filesystem", "sumatra.filesystem.root": str(store)})
+        add_test_user(server.ini)
+        try:
+            server.start()
+            kept = [record_doc(f"before-{i}") for i in range(3)]
+            for doc in kept:
+                assert put_record(server.url, "Disk", doc).status == 201
+
+            filler = fill(mnt)  # fault 1: no space left
+            refused = [put_record(server.url, "Disk", record_doc(f"full-{i}"))
+                       for i in range(3)]
+            refused.append(put_record(server.url, "NewProject", record_doc("first")))
+            refused.append(put_record(server.url, "Disk", {**kept[0], "outcome": "changed"}))
+            for res in refused:
+                assert res.status == 507, (res.status, res.body[:300])
+                assert check_5xx(res) is None, check_5xx(res)
+                assert "space" in res.json()["detail"].lower()
+            assert get_record(server.url, "Disk", "before-0").json() == kept[0]  # reads go on
+            assert get_record(server.url, "Disk", "full-0").status == 404
+            assert_no_debris(store)
+            filler.unlink()  # cleared
+            assert put_record(server.url, "Disk", record_doc("after-full")).status == 201
+
+            remount(mnt, "ro")  # fault 2: read-only
+            try:
+                res = put_record(server.url, "Disk", record_doc("read-only"), timeout=40)
+                assert res.status == 503, (res.status, res.body[:300])
+                assert check_5xx(res) is None, check_5xx(res)
+                assert res.seconds < 10
+                assert get_record(server.url, "Disk", "before-1").json() == kept[1]
+            finally:
+                remount(mnt, "rw")
+            assert put_record(server.url, "Disk", record_doc("after-read-only")).status == 201
+            assert get_record(server.url, "Disk", "read-only").status == 404
+            assert_no_debris(store)
+            assert sorted(project_labels(server.url, "Disk")) == sorted(
+                ["after-full", "after-read-only", "before-0", "before-1", "before-2"])
+            server.stop()
+            assert_check_clean(server.ini)
+        finally:
+            server.kill()
+    assert "Traceback" not in server.log, server.log[-3000:]
