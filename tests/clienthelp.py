@@ -22,10 +22,15 @@ from sumatra.recordstore import serialization
 ACCEPT_JSON = "application/json"
 
 
-def server_json(base_url: str, path: str, *, auth: bool = True, query: str = "") -> Any:
-    """GET ``path`` (relative to the server root) as JSON; raise HTTPError on a 4xx/5xx."""
+def server_json(base_url: str, path: str, *, auth: bool = True, query: str = "",
+                user: tuple[str, str] | None = None) -> Any:
+    """GET ``path`` (relative to the server root) as JSON; raise HTTPError on a 4xx/5xx.
+
+    Sends testuser's credentials up front unless ``auth`` is false or ``user`` names others.
+    """
     url = base_url + path + (f"?{query}" if query else "")
-    headers = {"Accept": ACCEPT_JSON, **(basic() if auth else {})}
+    credentials = basic(*user) if user else basic() if auth else {}
+    headers = {"Accept": ACCEPT_JSON, **credentials}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as res:
         return json.loads(res.read())
 

@@ -7,10 +7,12 @@ the client would not notice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime, timedelta, timezone
 
 import httplib2
 import pytest
+import transaction
 from clienthelp import (
     encoded,
     example_record,
@@ -23,6 +25,9 @@ from sumatra.datastore import DataKey
 from sumatra.recordstore.base import RecordStoreAccessError
 from sumatra.recordstore.http_store import HttpRecordStore
 from sumatra.recordstore.shelve_store import ShelveRecordStore
+
+from pyramid_sumatra.passwords import hash_password
+from pyramid_sumatra.types import UserInfo
 
 
 @pytest.fixture
@@ -339,3 +344,119 @@ def test_import_of_exported_records(client, live_server, three):
     for label in "abc":
         original = server_json(live_server.url, f"{three}/{label}/")
         assert server_json(live_server.url, f"{target}/{label}/") == original
+
+
+# -- edge cases a real client meets ---------------------------------------------------
+
+
+def test_unicode_text_and_tags(client, live_server, proj):
+    record = example_record("unicode-1", tags=["café", "ok"])
+    record.reason = "Résumé: ça marche ✓ — 漢字"
+    record.stdout_stderr = "naïve output\n" * 1000
+    client.save(proj, record)
+    stored = server_json(live_server.url, f"{proj}/unicode-1/")
+    assert stored == encoded(record)
+    assert client.get(proj, "unicode-1") == record
+    assert client.labels(proj, tags="café") == ["unicode-1"]  # httplib2 %-encodes the IRI
+    assert client.delete_by_tag(proj, "café") == 1
+    assert record_labels(live_server.url, proj) == []
+
+
+def test_most_recent_compares_timestamps_across_time_zones(client, live_server, proj):
+    utc = example_record("utc", minutes=120)  # 12:00 UTC
+    client.save(proj, utc)
+    east = example_record("east")
+    east.timestamp = datetime(2024, 1, 31, 15, 0, tzinfo=timezone(timedelta(hours=5)))
+    client.save(proj, east)  # 15:00+05:00 is 10:00 UTC: older, though later on the clock
+    assert server_json(live_server.url, f"{proj}/east/")["timestamp"] == "2024-01-31 15:00:00+0500"
+    assert client.most_recent(proj) == "utc"
+    assert client.labels(proj) == ["utc", "east"]
+    assert client.get(proj, "east").timestamp == east.timestamp
+
+
+def test_wrong_password_cannot_write(live_server, workdir):
+    intruder = HttpRecordStore(with_credentials(live_server.url, password="wrong"))
+    name = unique("client")
+    assert intruder.has_project("TestProject") is False  # 401 again after the credentials
+    with pytest.raises(RecordStoreAccessError, match="401"):
+        intruder.save(name, example_record("x"))
+    assert server_status(live_server.url, f"{name}/") == 404
+
+
+def test_another_users_private_project(storage, client, live_server, workdir):
+    with transaction.manager:
+        storage.put_user(UserInfo(username="other", password_hash=hash_password("s3cret!")))
+    other = HttpRecordStore(with_credentials(live_server.url, "other", "s3cret!"))
+    other.client.cache = httplib2.FileCache(str(workdir / "other-cache"))
+    # Granted nothing on TestProject: 403, which the client reports rather than
+    # taking for "no such project" (so it never tries to create it).
+    with pytest.raises(RecordStoreAccessError, match="403"):
+        other.has_project("TestProject")
+    with pytest.raises(RecordStoreAccessError, match="403"):
+        other.save("TestProject", example_record("intrusion"))
+    assert server_status(live_server.url, "TestProject/intrusion/") == 404
+    # Its own project is its own: testuser is refused in turn.
+    other.save("otherproject", example_record("mine"))
+    assert server_json(live_server.url, "otherproject/", auth=False, user=("other", "s3cret!"))[
+        "access"] == ["other"]
+    with pytest.raises(RecordStoreAccessError, match="403"):
+        client.get("otherproject", "mine")
+
+
+def test_concurrent_clients_saving_into_one_project(client, live_server, proj, workdir):
+    """Several ``smt run``s finishing at once: every record arrives, none is an error."""
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        store = HttpRecordStore(with_credentials(live_server.url))
+        store.client.cache = httplib2.FileCache(str(workdir / f"cache-{n}"))
+        try:
+            for i in range(4):
+                record = example_record(f"w{n}-{i}", minutes=n * 10 + i)
+                store.save(proj, record)
+                record.duration, record.outcome = float(i), f"done {n}"
+                store.save(proj, record)
+            shared = example_record("shared", minutes=99)  # every worker creates it
+            shared.outcome = f"by {n}"
+            store.save(proj, shared)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    labels = record_labels(live_server.url, proj)
+    assert sorted(labels) == sorted(
+        ["shared", *(f"w{n}-{i}" for n in range(4) for i in range(4))])
+    assert server_json(live_server.url, f"{proj}/w3-2/")["outcome"] == "done 3"
+    assert server_json(live_server.url, f"{proj}/shared/")["outcome"] in {
+        f"by {n}" for n in range(4)}
+
+
+def test_server_mounted_under_a_prefix(wsgi_app, workdir):
+    """``--store=http://host/records/``: every URL the server emits keeps the prefix."""
+
+    def mounted(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/records/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"outside the mount"]
+        environ["SCRIPT_NAME"], environ["PATH_INFO"] = "/records", path[len("/records"):]
+        return wsgi_app(environ, start_response)
+
+    with LiveServer(mounted) as server:
+        base = server.url + "records/"
+        client = HttpRecordStore(with_credentials(base))
+        name = unique("client")
+        client.save(name, example_record("p-1", tags=["t"]))
+        client.save(name, example_record("p-2", minutes=1))
+        assert server_json(base, f"{name}/")["records"] == [f"{base}{name}/p-2/",
+                                                            f"{base}{name}/p-1/"]
+        assert client.labels(name) == ["p-2", "p-1"]  # follows the record URLs it was given
+        assert client.most_recent(name) == "p-2"
+        assert client.delete_by_tag(name, "t") == 1
+        assert [p["uri"] for p in server_json(base, "") if p["id"] == name] == [
+            f"{base}{name}/"]
