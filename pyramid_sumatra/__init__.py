@@ -11,6 +11,7 @@ from pyramid.config import Configurator
 from pyramid.session import SignedCookieSessionFactory
 from pyramid.settings import asbool
 
+from .limits import limit_body
 from .plugins import create_plugin_manager
 from .security import SecurityPolicy
 from .storage import Storage
@@ -118,4 +119,4 @@ def main(global_config: dict[str, Any] | None = None, **settings: Any):
         config.include(".views.api")
         config.add_static_view("_static", "pyramid_sumatra:static", cache_max_age=3600)
         app = config.make_wsgi_app()
-    return app
+    return limit_body(app, settings)

@@ -1,9 +1,10 @@
 """Request limits: body size (413), tags per record (400), failed logins (429).
 
-The body limit is checked in a tween, before any view, transaction or storage
-call: first the declared ``Content-Length``, then, for a body without one (a
-chunked upload the server passes through), by reading at most one byte past
-the limit. waitress buffers the whole request body before it calls the app
+The body limit is checked around the Pyramid router, before pyramid_retry
+copies the body and before any view, transaction or storage call: first the
+declared ``Content-Length`` (the body is then never read), then, for a body
+without one (a chunked upload the server passes through), by reading at most
+one byte past the limit; a tween answers 413 in JSON. waitress buffers the whole request body before it calls the app
 (its own cap is ``max_request_body_size``), so a slow or truncated upload
 never holds a database connection or a file lock: it is waiting in waitress.
 
@@ -17,6 +18,7 @@ attacker gets at most that many more tries; a success resets the counter.
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 import time
@@ -77,27 +79,67 @@ def _error(status: int, error: str, detail: str) -> Response:
     return response
 
 
+TOO_LARGE = "sumatra.body_too_large"
+BAD_LENGTH = "sumatra.bad_content_length"
+
+
+class BodyLimitMiddleware:
+    """Drops an over-long body before Pyramid sees it; the tween below answers 413.
+
+    It wraps the router because pyramid_retry copies the whole body into a
+    seekable file before any tween runs: checking in a tween would come too late.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+        self.registry = app.registry  # what tests and tools look up on the app
+
+    def __call__(self, environ: dict, start_response):
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = 0
+                environ[BAD_LENGTH] = f"Content-Length {declared[:20]!r} is not a number"
+            if length < 0:
+                environ[BAD_LENGTH] = "Content-Length is negative"
+            elif length > self.limit:
+                environ[TOO_LARGE] = f"{length} bytes"
+            if BAD_LENGTH in environ or TOO_LARGE in environ:
+                self._drop_body(environ)
+        elif environ.get("wsgi.input_terminated"):
+            # No length declared: read what the server has, never more than limit + 1.
+            data = environ["wsgi.input"].read(self.limit + 1)
+            if len(data) > self.limit:
+                environ[TOO_LARGE] = "more than that"
+                data = b""
+            environ["wsgi.input"] = io.BytesIO(data)
+            environ["CONTENT_LENGTH"] = str(len(data))
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _drop_body(environ: dict) -> None:
+        environ["wsgi.input"] = io.BytesIO(b"")
+        environ["CONTENT_LENGTH"] = "0"
+
+
+def limit_body(app, settings: dict[str, Any]) -> BodyLimitMiddleware:
+    return BodyLimitMiddleware(app, int(settings["sumatra.max_body_size"]))
+
+
 def body_limit_tween_factory(handler: Callable, registry) -> Callable:
+    """Answers 413/400 for bodies BodyLimitMiddleware dropped (inside the access log and
+    security headers, so these responses get them too)."""
     limit = registry[LIMITS_KEY].max_body_size
 
-    def too_large(size: str) -> Response:
-        return _error(413, "request body too large",
-                      f"the body ({size}) exceeds the limit of {limit} bytes "
-                      "(setting sumatra.max_body_size)")
-
     def body_limit_tween(request: Request) -> Response:
-        length = request.content_length
-        if length is not None:
-            if length < 0:
-                return _error(400, "invalid Content-Length", "Content-Length is negative")
-            if length > limit:
-                return too_large(f"{length} bytes")
-        elif request.environ.get("wsgi.input_terminated"):
-            # No length declared: read what the server has, never more than limit + 1.
-            data = request.body_file_raw.read(limit + 1)
-            if len(data) > limit:
-                return too_large("more than that")
-            request.body = data
+        if TOO_LARGE in request.environ:
+            return _error(413, "request body too large",
+                          f"the body ({request.environ[TOO_LARGE]}) exceeds the limit of "
+                          f"{limit} bytes (setting sumatra.max_body_size)")
+        if BAD_LENGTH in request.environ:
+            return _error(400, "invalid Content-Length", request.environ[BAD_LENGTH])
         return handler(request)
 
     return body_limit_tween
