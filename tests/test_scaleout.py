@@ -1,0 +1,197 @@
+"""Scale-out: two app processes on ONE PostgreSQL database, 32 clients at once.
+
+The clients write new labels and the same few labels (through either process, at
+random) and read back, for a few seconds. Every acknowledged PUT must be stored, no
+answer may be a 500, and the project's count and record list must agree with what
+was acknowledged.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import transaction
+from conftest import POSTGRES
+from procs import (
+    PROJECT_ACCEPT,
+    ServerProcess,
+    add_test_user,
+    auth_header,
+    check_5xx,
+    cli,
+    get_record,
+    http,
+    project_labels,
+    put_record,
+    record_doc,
+)
+
+from pyramid_sumatra import build_storage, resolve_settings
+
+CLIENTS = 32
+SECONDS = 5.0
+PROJECT = "Scale"
+SHARED = [f"shared-{k}" for k in range(6)]
+
+
+def shared_doc(label: str, outcome: str) -> dict:
+    # Same "how it ran" for every writer of a label; only a result field differs, so
+    # whichever update lands last, the stored document is one that was sent.
+    return record_doc(label, outcome=outcome, script_arguments=f"shared {label}")
+
+
+class Load:
+    def __init__(self, urls: list[str]):
+        self.urls = urls
+        self.lock = threading.Lock()
+        self.statuses: dict[int, int] = {}
+        self.acked: dict[str, dict] = {}  # new labels: the document
+        self.shared_acked: dict[str, set[str]] = {}  # shared label -> outcomes acked
+        self.shared_sent: dict[str, set[str]] = {}  # … and every outcome sent
+        self.unanswered: set[str] = set()  # labels of PUTs without an answer
+        self.problems: list[str] = []
+        self.reads = 0
+
+    def note(self, what: str, res) -> None:
+        with self.lock:
+            self.statuses[res.status] = self.statuses.get(res.status, 0) + 1
+            if res.status >= 500:
+                self.problems.append(f"{what}: {check_5xx(res) or res.status}")
+
+    def client(self, index: int, deadline: float) -> None:
+        rng = random.Random(index)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            url = rng.choice(self.urls)
+            action = rng.random()
+            try:
+                if action < 0.4:
+                    self._put_new(url, f"c{index}-{n}", index)
+                elif action < 0.7:
+                    self._put_shared(url, rng.choice(SHARED), f"{index}-{n}")
+                elif action < 0.9:
+                    self._read_back(url, rng)
+                else:
+                    res = http("GET", f"{url}/{PROJECT}/", None,
+                               {**auth_header(), "Accept": PROJECT_ACCEPT}, timeout=30)
+                    self.note("GET project", res)
+                    if res.status not in (200, 404):  # 404 until the first record lands
+                        self.problems.append(f"GET project: {res.status}")
+            except OSError as exc:
+                with self.lock:
+                    self.problems.append(f"no answer: {exc!r}")
+
+    def _put_new(self, url: str, label: str, index: int) -> None:
+        doc = record_doc(label, tags=[f"client{index}"])
+        with self.lock:
+            self.unanswered.add(label)
+        res = put_record(url, PROJECT, doc, timeout=30)
+        self.note(f"PUT {label}", res)
+        with self.lock:
+            self.unanswered.discard(label)
+            if res.status == 201:
+                self.acked[label] = doc
+            elif res.status < 500:
+                self.problems.append(f"PUT {label}: {res.status} {res.body[:200]!r}")
+
+    def _put_shared(self, url: str, label: str, outcome: str) -> None:
+        with self.lock:
+            self.shared_sent.setdefault(label, set()).add(outcome)
+        res = put_record(url, PROJECT, shared_doc(label, outcome), timeout=30)
+        self.note(f"PUT {label}", res)
+        if res.status in (200, 201):
+            with self.lock:
+                self.shared_acked.setdefault(label, set()).add(outcome)
+        elif res.status < 500:
+            self.problems.append(f"PUT {label}: {res.status} {res.body[:200]!r}")
+
+    def _read_back(self, url: str, rng: random.Random) -> None:
+        """An acknowledged write is visible through either process at once."""
+        with self.lock:
+            if not self.acked:
+                return
+            label, doc = rng.choice(list(self.acked.items()))
+            self.reads += 1
+        res = get_record(url, PROJECT, label, timeout=30)
+        self.note(f"GET {label}", res)
+        if res.status != 200 or res.json() != doc:
+            self.problems.append(f"GET {label} after its PUT was acknowledged: {res.status}")
+
+
+@pytest.mark.postgres
+def test_two_processes_on_one_database(tmp_path: Path):
+    url = POSTGRES.create(prefix="sumatra_scale_")
+    settings = {"sumatra.initdb": "true", "sqlalchemy.url": url}
+    servers = [ServerProcess(tmp_path, settings, name=name, threads=16) for name in "ab"]
+    try:
+        add_test_user(servers[0].ini)
+        # Both replicas boot at once (a rolling deploy): initdb twice, concurrently.
+        starters = [threading.Thread(target=s.start) for s in servers]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join(timeout=60)
+        for s in servers:
+            assert s.proc is not None and s.proc.poll() is None, s.log[-2000:]
+
+        for s in servers:  # each process verifies the password once (argon2), then caches
+            assert http("GET", s.url + "/", None, auth_header(), timeout=30).status == 200
+        load = Load([s.url for s in servers])
+        deadline = time.monotonic() + SECONDS
+        clients = [threading.Thread(target=load.client, args=(i, deadline), daemon=True)
+                   for i in range(CLIENTS)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(timeout=SECONDS + 90)
+        assert not any(t.is_alive() for t in clients), "a client hung"
+
+        assert load.statuses.get(500, 0) == 0, load.problems[:5]
+        assert not load.problems, load.problems[:5]
+        assert len(load.acked) >= 8 and load.shared_acked, load.statuses
+
+        # Every acknowledged PUT is stored, read through both processes.
+        for i, (label, doc) in enumerate(sorted(load.acked.items())):
+            assert get_record(servers[i % 2].url, PROJECT, label).json() == doc
+        for label in load.shared_acked:
+            stored = get_record(servers[0].url, PROJECT, label).json()
+            # The last update wins: one of the outcomes sent for that label.
+            assert stored["outcome"] in load.shared_sent[label]
+            assert stored == shared_doc(label, stored["outcome"])
+
+        expected = set(load.acked) | set(load.shared_acked)
+        for server in servers:
+            listed = project_labels(server.url, PROJECT)
+            assert len(listed) == len(set(listed))
+            assert set(listed) == expected | (set(listed) & load.unanswered)
+        for index in range(0, CLIENTS, 5):  # the tag index agrees too
+            tagged = {label for label, doc in load.acked.items()
+                      if doc["tags"] == [f"client{index}"]}
+            res = http("GET", f"{servers[index % 2].url}/{PROJECT}/?tags=client{index}", None,
+                       {**auth_header(), "Accept": PROJECT_ACCEPT}, timeout=30)
+            assert {u.rstrip("/").rsplit("/", 1)[1] for u in res.json()["records"]} == tagged
+        storage = build_storage(resolve_settings({"sqlalchemy.url": url}))
+        try:
+            with transaction.manager:
+                info = storage.get_project(PROJECT)
+            assert info is not None and info.record_count == len(listed)
+        finally:
+            storage.dispose()
+        for server in servers:
+            server.stop()
+        done = cli(servers[0].ini, "check")
+        assert done.returncode == 0 and "consistent" in done.stdout, done.stdout + done.stderr
+        total = sum(load.statuses.values())
+        print(f"scale-out: {total} requests in {SECONDS} s through 2 processes, "
+              f"{load.statuses}, {len(expected)} labels, {load.reads} read-backs")
+    finally:
+        for server in servers:
+            server.kill()
+        POSTGRES.drop(url)
+    for server in servers:
+        assert "Traceback" not in server.log, server.log[-3000:]
