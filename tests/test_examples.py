@@ -1,0 +1,144 @@
+"""The plugin examples in examples/: installed into this venv, proven by the contract suite.
+
+``sumatra-memory-backend`` is a third-party backend: the contract suite runs against it
+through its entry point, exactly as its author would run it. ``sumatra-audit-log``
+wraps the backend's hooks; the app is served with it and its log is read back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import transaction
+import webtest
+from conftest import V4, basic, unavailable
+
+import pyramid_sumatra
+from pyramid_sumatra.types import UserInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def ensure_installed(directory: str, group: str, name: str, module: str) -> None:
+    """pip install -e the example (offline, no dependencies) unless it is installed."""
+    if not any(ep.name == name for ep in entry_points(group=group)):
+        for isolation in (["--no-build-isolation"], []):  # the second may need an index
+            done = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation,
+                 "-e", str(EXAMPLES / directory)],
+                capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                break
+        else:
+            unavailable(f"cannot pip install examples/{directory}: {done.stderr[-500:]}")
+        importlib.invalidate_caches()
+    try:  # an editable install made by this process is not on its sys.path yet
+        importlib.import_module(module)
+    except ImportError:
+        sys.path.insert(0, str(EXAMPLES / directory))
+        importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="module")
+def memory_backend() -> str:
+    ensure_installed("sumatra-memory-backend", "pyramid_sumatra.backends", "memory",
+                     "sumatra_memory_backend")
+    return "memory"
+
+
+@pytest.fixture(scope="module")
+def audit_log_plugin() -> str:
+    ensure_installed("sumatra-audit-log", "pyramid_sumatra.plugins", "audit-log",
+                     "sumatra_audit_log")
+    return "audit-log"
+
+
+def run_contract(*options: str, tests: str = "tests/contract") -> subprocess.CompletedProcess:
+    """The contract suite in a new process, as a plugin's author would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", tests, "-q", "-p", "no:cacheprovider", *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_the_memory_backend_passes_the_contract_suite(memory_backend):
+    done = run_contract(f"--backend-entry-point={memory_backend}", "-rA")
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    passed = int(re.search(r"(\d+) passed", summary).group(1))
+    assert passed >= 90 and "skipped" not in summary and "failed" not in summary, summary
+    # Every backend-parametrised test ran against the plugin (a few tests take no backend).
+    ran = re.findall(r"^PASSED \S+$", done.stdout, re.MULTILINE)
+    assert len(ran) == passed
+    assert sum("entry-point:memory" in line for line in ran) >= passed - 10
+
+
+def test_an_unknown_entry_point_fails_clearly():
+    done = run_contract("--backend-entry-point=no-such-backend",
+                        tests="tests/contract/test_contract_records.py::test_storage_status_is_ok")
+    assert done.returncode != 0
+    assert "unknown backend 'no-such-backend'" in done.stdout
+
+
+def test_the_memory_backend_serves_the_app(memory_backend):
+    app = pyramid_sumatra.main({}, **{"sumatra.backend": memory_backend,
+                                      "sumatra.load_demo": "true"})
+    testapp = webtest.TestApp(app)
+    doc = {"label": "m1", "timestamp": "2024-01-01 10:00:00", "tags": ["x"]}
+    testapp.put("/TestProject/m1/", json.dumps(doc),
+                headers={**basic(), "Content-Type": V4.format("record")}, status=201)
+    assert testapp.get("/TestProject/m1/", headers=basic()).json == doc
+    assert len(testapp.get("/TestProject/", headers=basic()).json["records"]) == 5
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_audit_log_notes_every_committed_write(audit_log_plugin, app_settings, demo,
+                                                   tmp_path):
+    log = tmp_path / "audit" / "log.jsonl"
+    app = pyramid_sumatra.main({}, **{**app_settings, "sumatra.plugins": audit_log_plugin,
+                                      "sumatra.audit_log.path": str(log)})
+    storage = app.registry["sumatra.storage"]
+    testapp = webtest.TestApp(app)
+    headers = {**basic(), "Content-Type": V4.format("record")}
+    try:
+        doc = {"label": "a1", "timestamp": "2024-01-01 10:00:00", "tags": ["x"]}
+        testapp.put("/Audited/a1/", json.dumps(doc), headers=headers, status=201)
+        testapp.put("/Audited/a1/", json.dumps({**doc, "outcome": "ok"}), headers=headers,
+                    status=200)
+        testapp.put("/Audited/a2/", "{not json", headers=headers, status=400)
+        with transaction.manager:  # the command line's way: no request, no "by"
+            storage.put_user(UserInfo(username="carol", password_hash="$argon2id$secret"))
+        testapp.post_json("/Audited/permissions/", {"user": "carol"}, headers=basic())
+        testapp.delete("/Audited/a1/", headers=basic(), status=204)
+        with pytest.raises(RuntimeError):  # an aborted transaction leaves no line
+            with transaction.manager:
+                storage.delete_user("carol")
+                raise RuntimeError("abort")
+    finally:
+        storage.dispose()
+
+    entries = read_log(log)
+    assert [e["action"] for e in entries] == [
+        "put_project", "set_grant", "put_record",  # the first PUT creates the project
+        "put_record", "put_user", "set_grant", "delete_record"]
+    project, creator, first, second, user, grant, deleted = entries
+    assert (project["project"], project["created"], project["by"]) == ("Audited", True,
+                                                                       "testuser")
+    assert (creator["principal"], creator["role"]) == ("testuser", "admin")
+    assert (first["project"], first["label"], first["created"], first["by"]) == (
+        "Audited", "a1", True, "testuser")
+    assert second["created"] is False and second["revision"] != first["revision"]
+    assert user == {**user, "user": "carol", "created": True} and "by" not in user
+    assert (grant["principal"], grant["by"]) == ("carol", "testuser")
+    assert deleted["label"] == "a1"
+    assert "argon2" not in log.read_text()
