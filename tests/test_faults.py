@@ -430,3 +430,54 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
         finally:
             server.kill()
     assert "Traceback" not in server.log, server.log[-3000:]
+
+
+# -- the database connection lost between the view and COMMIT ------------------------------
+
+
+@pytest.mark.postgres
+def test_connection_lost_at_commit_is_503_not_500():
+    """The hooks all succeeded; COMMIT then meets a dead connection. It happens outside
+    every hook (in pyramid_tm), so only the engine's error handler can make it a 503."""
+    import transaction
+    import webtest
+    from pyramid.interfaces import INewRequest
+
+    import pyramid_sumatra
+    from pyramid_sumatra.demo import load_demo
+
+    with postgres_database() as url:
+        app = pyramid_sumatra.main({}, **{"sqlalchemy.url": url, "sumatra.initdb": "true",
+                                          "sumatra.secret": "x" * 32})
+        storage = app.registry["sumatra.storage"]
+        try:
+            with transaction.manager:
+                load_demo(storage)
+            backend = next(p for p in storage.pm.get_plugins() if hasattr(p, "Session"))
+            killed = []
+
+            def kill_connection() -> None:  # fault: the server drops us (failover, restart)
+                pid = backend.db.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                with POSTGRES.admin() as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                killed.append(pid)
+
+            def on_new_request(event) -> None:  # inside pyramid_tm: its transaction is on
+                if event.request.headers.get("X-Test-Fault") == "kill-at-commit":
+                    event.request.tm.get().addBeforeCommitHook(kill_connection)
+
+            app.registry.registerHandler(on_new_request, (INewRequest,))
+            testapp = webtest.TestApp(app)
+            headers = {**auth_header(), "Content-Type": "application/vnd.sumatra.record-v4+json"}
+            res = testapp.put("/TestProject/lost/", json.dumps(record_doc("lost")),
+                              headers={**headers, "X-Test-Fault": "kill-at-commit"},
+                              expect_errors=True)
+            assert killed
+            assert res.status_int == 503, res.text[:500]
+            assert res.headers["Retry-After"].isdigit() and res.json["error"]
+            # Nothing was stored, and the next request reconnects by itself.
+            testapp.get("/TestProject/lost/", headers=auth_header(), status=404)
+            testapp.put("/TestProject/lost/", json.dumps(record_doc("lost")), headers=headers,
+                        status=201)
+        finally:
+            storage.dispose()
