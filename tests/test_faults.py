@@ -432,6 +432,33 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
     assert "Traceback" not in server.log, server.log[-3000:]
 
 
+def test_sqlite_full_disk(tmp_path: Path):
+    with tmpfs(tmp_path / "mnt", "2m") as mnt:
+        server = ServerProcess(tmp_path, {"sumatra.initdb": "true",
+                                          "sqlalchemy.url": f"sqlite:///{mnt}/sumatra.sqlite"})
+        add_test_user(server.ini)
+        try:
+            server.start()
+            kept = record_doc("before")
+            assert put_record(server.url, "Disk", kept).status == 201
+            filler = fill(mnt)  # fault: no space left
+            refused = [put_record(server.url, "Disk", record_doc(f"full-{i}", stdout_stderr=
+                                                                 "x" * 100_000))
+                       for i in range(3)]
+            for res in refused:
+                assert res.status == 507, (res.status, res.body[:300])
+                assert check_5xx(res) is None, check_5xx(res)
+            assert get_record(server.url, "Disk", "before").json() == kept  # reads go on
+            filler.unlink()
+            assert put_record(server.url, "Disk", record_doc("after")).status == 201
+            assert sorted(project_labels(server.url, "Disk")) == ["after", "before"]
+            server.stop()
+            assert_check_clean(server.ini)
+        finally:
+            server.kill()
+    assert "Traceback" not in server.log, server.log[-3000:]
+
+
 # -- the database connection lost between the view and COMMIT ------------------------------
 
 
