@@ -94,8 +94,9 @@ class FilesystemBackend:
     def _stage(self, project_id: str) -> ProjectStage | None:
         return self._dm().projects.get(project_id)
 
-    def _project(self, project_id: str) -> tuple[ProjectInfo | None, dict[str, str]]:
-        """The project as this transaction sees it, with its grants."""
+    def _project(self, project_id: str, count: bool = True
+                 ) -> tuple[ProjectInfo | None, dict[str, str]]:
+        """The project as this transaction sees it, with its grants (and staged record count)."""
         if name_problem(project_id):
             return None, {}
         dm = self._dm()
@@ -116,7 +117,7 @@ class FilesystemBackend:
                     grants.pop(principal, None)
                 else:
                     grants[principal] = role
-            if st.records or st.drop:
+            if count and (st.records or st.drop):
                 info.record_count = len(self._entries(project_id))
         return info, grants
 
@@ -154,7 +155,7 @@ class FilesystemBackend:
 
     def _require_project(self, project_id: str) -> None:
         # Like the SQL backend's foreign keys: writing into a missing project is a conflict.
-        if self._project(project_id)[0] is None:
+        if self._project(project_id, count=False)[0] is None:
             raise StorageConflict(f"no project {project_id!r}")
 
     # -- lifecycle ------------------------------------------------------------

@@ -77,13 +77,23 @@ def to_record(project_id: str, label: str, entry: dict, body: str | None) -> Sto
         duration=entry["duration"])
 
 
-def index_text(entries: dict[str, dict]) -> str:
-    """One line per record, sorted by label: cheap to parse and readable in a diff."""
+def index_line(label: str, entry: dict) -> str:
+    return (f"{json.dumps(label, ensure_ascii=False)}:"
+            f"{json.dumps(entry, ensure_ascii=False, separators=(',', ':'))}")
+
+
+def index_text(entries: dict[str, dict], lines: dict[str, str] | None = None) -> str:
+    """One line per record, sorted by label: cheap to parse and readable in a diff.
+
+    ``lines`` caches each entry's line between commits (only changed entries are
+    serialised again); missing lines are computed and added to it.
+    """
+    lines = {} if lines is None else lines
+    for label in entries.keys() - lines.keys():
+        lines[label] = index_line(label, entries[label])
     head = json.dumps({"format": INDEX_FORMAT, "serial": secrets.token_hex(8)})
-    lines = [f"{json.dumps(label, ensure_ascii=False)}: "
-             f"{json.dumps(entries[label], ensure_ascii=False, separators=(',', ':'))}"
-             for label in sorted(entries)]
-    return head[:-1] + ', "records": {\n' + ",\n".join(lines) + "\n}}\n"
+    body = ",\n".join(lines[label] for label in sorted(entries))
+    return f'{head[:-1]}, "records": {{\n{body}\n}}}}\n'
 
 
 def index_serial(head: bytes) -> bytes:

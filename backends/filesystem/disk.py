@@ -21,7 +21,8 @@ from .paths import Layout, name_problem
 class Disk:
     def __init__(self, layout: Layout):
         self.layout = layout
-        self._indexes: dict[str, tuple[tuple, dict[str, dict]]] = {}
+        # project -> (file signature, entries, serialised lines of those entries)
+        self._indexes: dict[str, tuple[tuple, dict[str, dict], dict[str, str]]] = {}
         self._lock = threading.Lock()
 
     # -- projects ---------------------------------------------------------------
@@ -39,22 +40,39 @@ class Disk:
 
     def index(self, project_id: str) -> dict[str, dict]:
         """``{label: index entry}`` of a project (empty if none); do not modify it."""
+        return self.index_state(project_id)[0]
+
+    def index_state(self, project_id: str) -> tuple[dict[str, dict], dict[str, str]]:
+        """The entries and their cached lines (see codec.index_text); modify neither."""
         path = self.layout.index_file(project_id)
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            return {}
+            return {}, {}
         with f:
             st = os.fstat(f.fileno())
             head = f.read(96)
             signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
             cached = self._indexes.get(project_id)
             if cached and cached[0] == signature:
-                return cached[1]
+                return cached[1], cached[2]
             entries = codec.parse_index((head + f.read()).decode("utf-8"))
         with self._lock:
-            self._indexes[project_id] = (signature, entries)
-        return entries
+            self._indexes[project_id] = (signature, entries, {})
+        return entries, {}
+
+    def remember_index(self, project_id: str, entries: dict[str, dict],
+                       lines: dict[str, str]) -> None:
+        """Cache the index this process just wrote (saves parsing it again)."""
+        try:
+            with open(self.layout.index_file(project_id), "rb") as f:
+                st = os.fstat(f.fileno())
+                head = f.read(96)
+        except FileNotFoundError:
+            return
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
+        with self._lock:
+            self._indexes[project_id] = (signature, entries, lines)
 
     def read_index_uncached(self, project_id: str) -> dict[str, dict]:
         path = self.layout.index_file(project_id)

@@ -100,8 +100,13 @@ def commit(layout: Layout, temp: Path, txid: str) -> Path:
     return path
 
 
-def apply(layout: Layout, ops: list[Op]) -> None:
-    """Perform ``ops`` (idempotently) and make them durable."""
+def apply(layout: Layout, ops: list[Op],
+          indexes: dict[str, tuple[dict, dict]] | None = None) -> None:
+    """Perform ``ops`` (idempotently) and make them durable.
+
+    ``indexes`` are the resulting project indexes when the caller computed them
+    (a live commit); recovery rebuilds them from the file on disk and the diff.
+    """
     dirs: set[Path] = set()
 
     def touched(target: Path) -> None:
@@ -126,15 +131,18 @@ def apply(layout: Layout, ops: list[Op]) -> None:
             dirs.add(target.parent)
         elif kind == "index":
             target = layout.index_file(op["project"])
-            entries = {}
-            if not op["reset"]:
-                with suppress(FileNotFoundError):
-                    entries = codec.parse_index(target.read_text(encoding="utf-8"))
-            for label in op["remove"]:
-                entries.pop(label, None)
-            entries.update(op["set"])
+            entries, lines = {}, {}
+            if indexes is not None and op["project"] in indexes:
+                entries, lines = indexes[op["project"]]
+            else:
+                if not op["reset"]:
+                    with suppress(FileNotFoundError):
+                        entries = codec.parse_index(target.read_text(encoding="utf-8"))
+                for label in op["remove"]:
+                    entries.pop(label, None)
+                entries.update(op["set"])
             touched(target)
-            atomic_write(target, codec.index_text(entries))
+            atomic_write(target, codec.index_text(entries, lines))
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
@@ -142,8 +150,9 @@ def apply(layout: Layout, ops: list[Op]) -> None:
             fsync_dir(directory)
 
 
-def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
-    apply(layout, ops)
+def finish(layout: Layout, path: Path, ops: list[Op],
+           indexes: dict[str, tuple[dict, dict]] | None = None) -> None:
+    apply(layout, ops, indexes)
     remove(path)
     fsync_dir(layout.journal)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from pyramid_sumatra.types import RecordQuery
@@ -70,21 +72,25 @@ def select(entries: Iterable[Entry], query: RecordQuery) -> tuple[list[Entry], s
     match = _matches(query)
     matched = [item for item in entries if match(item)] if _filters(query) else list(entries)
     total = len(matched)
-    matched.sort(key=lambda item: (value(item), item[0]), reverse=descending)
-    if query.cursor:
-        after = tuple(decode_cursor(query.cursor))
-        try:
-            matched = [item for item in matched
-                       if ((value(item), item[0]) < after if descending
-                           else (value(item), item[0]) > after)]
-        except TypeError:
-            raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}") \
-                from None
+    keyed = [((value(item), item[0]), item) for item in matched]
+    first = itemgetter(0)
+    try:
+        if query.cursor:
+            after = tuple(decode_cursor(query.cursor))
+            keyed = [k for k in keyed if (k[0] < after if descending else k[0] > after)]
+        if query.limit is None:
+            keyed.sort(key=first, reverse=descending)
+        else:  # a page of a large project: no need to sort it all
+            keyed = (heapq.nlargest if descending else heapq.nsmallest)(
+                query.limit + 1, keyed, key=first)
+    except TypeError:
+        raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}") from None
+    page = [item for _, item in keyed]
     next_cursor = None
-    if query.limit is not None and len(matched) > query.limit:
-        matched = matched[:query.limit]
-        next_cursor = encode_cursor([value(matched[-1]), matched[-1][0]])
-    return matched, next_cursor, total
+    if query.limit is not None and len(page) > query.limit:
+        page = page[:query.limit]
+        next_cursor = encode_cursor(list(keyed[query.limit - 1][0]))
+    return page, next_cursor, total
 
 
 def _filters(query: RecordQuery) -> bool:

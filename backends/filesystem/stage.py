@@ -57,6 +57,8 @@ class FilesystemDataManager:
         self._locks: journal.LockSet | None = None
         self._temp: Path | None = None
         self._ops: list[journal.Op] = []
+        # project -> (index entries, their lines) after this commit
+        self._indexes: dict[str, tuple[dict[str, dict], dict[str, str]]] = {}
 
     # -- staging ----------------------------------------------------------------
 
@@ -123,7 +125,9 @@ class FilesystemDataManager:
             path = journal.commit(self.layout, self._temp, self.txid)
             self._temp = None
             try:
-                journal.finish(self.layout, path, self._ops)
+                journal.finish(self.layout, path, self._ops, self._indexes)
+                for project_id, (entries, lines) in self._indexes.items():
+                    self.disk.remember_index(project_id, entries, lines)
             except Exception:  # the journal is committed: recovery will finish the work
                 log.exception("applying journal %s failed; it will be applied again", path)
         finally:
@@ -147,6 +151,7 @@ class FilesystemDataManager:
         self.users.clear()
         self.seen.clear()
         self._ops = []
+        self._indexes = {}
         self.joined = False
 
     # -- planning the commit (under the locks) -------------------------------------
@@ -191,7 +196,11 @@ class FilesystemDataManager:
         ops: list[journal.Op] = [{"op": "drop", "project": project_id}] \
             if st.drop and on_disk is not None else []
         base = None if st.drop else on_disk
-        entries = {} if base is None else dict(self.disk.index(project_id))
+        entries: dict[str, dict] = {}
+        lines: dict[str, str] = {}  # serialised entries, reused from the last commit
+        if base is not None:
+            cached_entries, cached_lines = self.disk.index_state(project_id)
+            entries, lines = dict(cached_entries), dict(cached_lines)
         changed: dict[str, dict] = {}
         removed: list[str] = []
         for label, record in sorted(st.records.items()):
@@ -201,12 +210,15 @@ class FilesystemDataManager:
                     ops.append({"op": "delete", "path": path})
                     removed.append(label)
                 entries.pop(label, None)
+                lines.pop(label, None)
             else:
+                lines.pop(label, None)
                 ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
                 entries[label] = changed[label] = codec.index_entry(record)
         if changed or removed or base is None:
             ops.append({"op": "index", "project": project_id, "reset": base is None,
                         "set": changed, "remove": removed})
+            self._indexes[project_id] = (entries, lines)
         info = codec.to_project(base) if base is not None else st.create
         assert info is not None
         grants = dict(base.get("grants", {})) if base is not None else {}
