@@ -8,6 +8,7 @@ own JSON after every command.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -142,7 +143,8 @@ def test_run_comment_tag_and_list(live_server, smt, workspace):
     assert "Tags             : " in long and "keep" in long
 
 
-def test_delete_by_label_by_tag_and_last(live_server, smt):
+def test_second_machine_and_delete_by_label_by_tag_and_last(live_server, smt, workspace,
+                                                            tmp_path):
     url, name = live_server.url, smt.project
     timestamp = ""
     for label, extra in (("a", []), ("b", ["--tag=drop"]), ("c", [])):
@@ -151,6 +153,16 @@ def test_delete_by_label_by_tag_and_last(live_server, smt):
         smt("run", f"--label={label}", *extra, "default.param", f"n={label}")
         timestamp = record(live_server, smt, label)["timestamp"]
     assert record_labels(url, name) == ["c", "b", "a"]
+
+    # Another working copy (a colleague's machine) joins the same server project.
+    repo, env, _ = workspace
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], env=env, check=True)
+    colleague = Smt(clone, env)
+    store = url.replace("http://", "http://testuser:abc123@", 1)
+    colleague("init", f"--store={store}", "--main=main.py", name)
+    assert (clone / ".smt" / "labels").read_text().split() == ["c", "b", "a"]
+    assert colleague("list").stdout.split() == ["c", "b", "a"]
 
     out = smt("delete", "--tag", "drop")
     assert "1 records deleted." in out.stdout
