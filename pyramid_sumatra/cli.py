@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
-from . import build_storage, resolve_settings
+from . import build_storage, resolve_settings, transfer
 from .demo import load_demo
 from .passwords import hash_password
 from .permissions import DEFAULT_ROLE
 from .plugins import PluginError
-from .records import name_problem
+from .records import InvalidRecord, name_problem
 from .storage import Storage
 from .types import ANONYMOUS, ROLES, StorageError, UserInfo
 
@@ -131,6 +133,69 @@ def cmd_check(storage: Storage, args) -> str:
     return "\n".join([*lines, f"{report['backend']} storage is consistent"])
 
 
+def _progress_bar(args, total: int | None, what: str):
+    """A progress bar on stderr, shown on a terminal or with --progress."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=" records", file=sys.stderr, leave=False,
+                disable=not (args.progress or sys.stderr.isatty()))
+
+
+def _store_identity(settings: dict) -> dict:
+    backend = settings.get("sumatra.backend", "sqlalchemy")
+    return {key: value for key, value in settings.items()
+            if key in ("sumatra.backend", "sqlalchemy.url")
+            or key.startswith(f"sumatra.{backend}.")}
+
+
+def cmd_copy(storage: Storage, args) -> str:
+    try:
+        settings = resolve_settings(dict(get_appsettings(args.destination)))
+        if _store_identity(settings) == _store_identity(args.settings):
+            raise CommandError(f"{args.config} and {args.destination} name the same store")
+        destination = build_storage(settings)
+    except (FileNotFoundError, LookupError, ValueError, PluginError) as exc:
+        raise CommandError(f"cannot use {args.destination}: {exc}") from None
+    # Both stores join this command's transaction; release the destination after it ends.
+    transaction.get().addAfterCommitHook(lambda ok: destination.dispose())
+    transaction.get().addAfterAbortHook(destination.dispose)
+    destination.initialize()
+    with _progress_bar(args, transfer.record_total(storage), "copy") as bar:
+        try:
+            done = transfer.copy(storage, destination, bar.update)
+        except (transfer.TransferError, InvalidRecord) as exc:
+            raise CommandError(str(exc)) from None
+    return f"copied {transfer.describe(done)} to {args.destination}; verified"
+
+
+def cmd_dump(storage: Storage, args) -> str:
+    path = Path(args.file)
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # the dump holds password hashes: readable by its owner only
+        with _progress_bar(args, transfer.record_total(storage), "dump") as bar, \
+                open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                     "w", encoding="utf-8") as out:
+            done = transfer.dump(storage, out, bar.update)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return f"dumped {transfer.describe(done)} to {path}"
+
+
+def cmd_load(storage: Storage, args) -> str:
+    try:
+        with open(args.file, encoding="utf-8") as lines, \
+                _progress_bar(args, None, "load") as bar:
+            done = transfer.load(storage, lines, bar.update)
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc}") from None
+    except (transfer.TransferError, InvalidRecord, KeyError) as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    return f"loaded {transfer.describe(done)} from {args.file}; verified"
+
+
 COMMANDS: dict[str, Callable[[Storage, argparse.Namespace], str]] = {}
 
 
@@ -159,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("load-demo", cmd_load_demo, "load the demo users, projects and records")
     add("users", cmd_users, "list users")
     add("projects", cmd_projects, "list projects with record counts and grants")
+    p = add("copy", cmd_copy, "copy everything into the empty store of another ini file, "
+            "then verify counts and digests")
+    p.add_argument("destination", help="the ini file of the destination, e.g. new.ini")
+    p.add_argument("--progress", action="store_true", help="a progress bar even without a tty")
+    p = add("dump", cmd_dump, "write everything (users with password hashes, projects, "
+            "grants, records) to a JSON-lines file")
+    p.add_argument("file")
+    p.add_argument("--progress", action="store_true", help="a progress bar even without a tty")
+    p = add("load", cmd_load, "load a dump into an empty store, then verify it")
+    p.add_argument("file")
+    p.add_argument("--progress", action="store_true", help="a progress bar even without a tty")
     add("check", cmd_check, "check storage consistency; --repair fixes what it can") \
         .add_argument("--repair", action="store_true",
                       help="rebuild indexes and counts from the records, remove stray files")
@@ -175,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sumatra-server: cannot read {args.config}: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    args.settings = settings
     try:
         storage = build_storage(settings)
     except PluginError as exc:

@@ -1,0 +1,229 @@
+"""Move everything a store holds to another store, or through a JSON-lines file.
+
+``copy`` (store → store), ``dump`` (store → file) and ``load`` (file → store) carry
+users (with their password hashes), projects, grants and records (bodies as stored,
+revisions kept, so ETags survive), through the storage hooks only: any backend to any
+backend. Each ends by verifying the destination: the same counts, and per project the
+same sha256 over its records' labels, revisions and documents. The documents are
+compared in canonical form (sorted keys), because a backend may re-serialise a body
+(PostgreSQL's JSONB reorders keys).
+
+What the hooks cannot carry: a project's ``created`` and ``last_updated`` become the
+time of the copy; projects are written oldest first, so their order is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from typing import IO, Any
+
+from .records import build_stored_record, utcnow
+from .storage import Storage
+from .types import ProjectInfo, RecordQuery, StoredRecord, UserInfo
+
+FORMAT = "sumatra-server-dump"
+FORMAT_VERSION = 1
+PAGE_SIZE = 500
+
+#: Called once per item moved (a progress bar's ``update``).
+Progress = Callable[[int], Any]
+
+
+class TransferError(RuntimeError):
+    """The transfer cannot start or did not verify; the message says why."""
+
+
+# -- reading a store -------------------------------------------------------------------
+
+
+def iter_records(storage: Storage, project_id: str) -> Iterator[StoredRecord]:
+    """Every record of a project with its body, by label, a page at a time."""
+    cursor = None
+    while True:
+        page = storage.query_records(project_id, RecordQuery(
+            order="label", limit=PAGE_SIZE, cursor=cursor, with_body=True))
+        yield from page.records
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def canonical(body: str) -> str:
+    """The document in a form independent of key order and spacing."""
+    return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def records_digest(records: Iterable[StoredRecord]) -> str:
+    """sha256 over (label, revision, canonical document) of records sorted by label."""
+    digest = hashlib.sha256()
+    for rec in sorted(records, key=lambda r: r.label):
+        digest.update(f"{rec.label}\0{rec.revision}\0{canonical(rec.body or '')}\n".encode())
+    return digest.hexdigest()
+
+
+def summarise(storage: Storage) -> dict[str, Any]:
+    """Counts and digests that two stores holding the same data share."""
+    users = storage.list_users()
+    projects = {}
+    for project in storage.list_projects(None):
+        records = list(iter_records(storage, project.id))
+        projects[project.id] = {
+            "records": len(records),
+            "grants": dict(sorted(storage.get_grants(project.id).items())),
+            "digest": records_digest(records),
+        }
+    return {
+        "users": {u.username: hashlib.sha256(  # the hash's digest: no secrets in a summary
+            f"{u.password_hash}\0{u.is_admin}\0{u.created}".encode()).hexdigest()
+            for u in users},
+        "projects": dict(sorted(projects.items())),
+    }
+
+
+def export_items(storage: Storage, progress: Progress = lambda n: None) -> Iterator[dict]:
+    """Everything in the store as plain items: users, then project by project."""
+    for user in storage.list_users():
+        yield {"kind": "user", **asdict(user)}
+    # Oldest first: each write moves last_updated, so the destination keeps the order.
+    for project in sorted(storage.list_projects(None), key=lambda p: (p.last_updated, p.id)):
+        yield {"kind": "project", "id": project.id, "name": project.name,
+               "description": project.description, "created": project.created,
+               "last_updated": project.last_updated}
+        for principal, role in sorted(storage.get_grants(project.id).items()):
+            yield {"kind": "grant", "project": project.id, "principal": principal,
+                   "role": role}
+        for rec in iter_records(storage, project.id):
+            yield {"kind": "record", "project": project.id, "label": rec.label,
+                   "revision": rec.revision, "body": rec.body}
+            progress(1)
+
+
+# -- writing a store -------------------------------------------------------------------
+
+
+def import_item(storage: Storage, item: dict) -> None:
+    kind = item.get("kind")
+    if kind == "user":
+        storage.put_user(UserInfo(username=item["username"],
+                                  password_hash=item["password_hash"],
+                                  is_admin=bool(item.get("is_admin")),
+                                  created=item.get("created", "")))
+    elif kind == "project":
+        storage.put_project(ProjectInfo(id=item["id"], name=item.get("name", ""),
+                                        description=item.get("description", "")))
+    elif kind == "grant":
+        storage.set_grant(item["project"], item["principal"], item["role"])
+    elif kind == "record":
+        # Index fields from the document, exactly as a PUT derives them; the body text
+        # and revision as they were (so ETags held by clients stay valid).
+        rec = build_stored_record(item["project"], json.loads(item["body"]))
+        if rec.label != item["label"]:
+            raise TransferError(f"record {item['project']}/{item['label']}: its body is "
+                                f"labelled {rec.label!r}")
+        rec.body, rec.revision = item["body"], item["revision"]
+        storage.put_record(rec, create=True)
+    else:
+        raise TransferError(f"unknown item kind {kind!r}")
+
+
+def require_empty(storage: Storage, what: str) -> None:
+    if storage.list_users() or storage.list_projects(None):
+        raise TransferError(f"{what} is not empty: copy and load only fill an empty store "
+                            "(so that they can verify the result)")
+
+
+def verify(expected: dict[str, Any], storage: Storage) -> dict[str, int]:
+    """Compare the destination's summary with the source's; return the counts."""
+    found = summarise(storage)
+    problems = []
+    if found["users"] != expected["users"]:
+        problems.append(f"users differ: expected {sorted(expected['users'])}, "
+                        f"found {sorted(found['users'])}")
+    for pid in sorted(set(expected["projects"]) | set(found["projects"])):
+        want, got = expected["projects"].get(pid), found["projects"].get(pid)
+        if want != got:
+            problems.append(f"project {pid!r}: expected {want}, found {got}")
+    if problems:
+        raise TransferError("verification failed: " + "; ".join(problems))
+    return counts(found)
+
+
+def counts(summary: dict[str, Any]) -> dict[str, int]:
+    projects = summary["projects"].values()
+    return {"users": len(summary["users"]), "projects": len(summary["projects"]),
+            "grants": sum(len(p["grants"]) for p in projects),
+            "records": sum(p["records"] for p in projects)}
+
+
+def record_total(storage: Storage) -> int:
+    return sum(p.record_count for p in storage.list_projects(None))
+
+
+# -- the three operations ------------------------------------------------------------------
+
+
+def copy(source: Storage, destination: Storage,
+         progress: Progress = lambda n: None) -> dict[str, int]:
+    """Copy everything from ``source`` into the empty ``destination``; verify; return counts.
+
+    Runs in the caller's transaction (both stores join it): if verification fails,
+    aborting it leaves the destination empty.
+    """
+    require_empty(destination, "the destination")
+    for item in export_items(source, progress):
+        import_item(destination, item)
+    return verify(summarise(source), destination)
+
+
+def dump(source: Storage, out: IO[str], progress: Progress = lambda n: None) -> dict[str, int]:
+    """Write the store as JSON lines: a header, the items, a summary to verify a load by."""
+    out.write(json.dumps({"format": FORMAT, "version": FORMAT_VERSION,
+                          "created": utcnow()}) + "\n")
+    for item in export_items(source, progress):
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+    summary = summarise(source)
+    out.write(json.dumps({"kind": "summary", **summary}, ensure_ascii=False) + "\n")
+    return counts(summary)
+
+
+def load(destination: Storage, lines: Iterable[str],
+         progress: Progress = lambda n: None) -> dict[str, int]:
+    """Load a dump into the empty ``destination``; verify against the dump's summary."""
+    require_empty(destination, "the destination")
+    lines = iter(lines)
+    try:
+        header = json.loads(next(lines))
+    except (StopIteration, ValueError):
+        raise TransferError("not a dump: the first line is not a JSON header") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TransferError(f"not a dump: the header names no {FORMAT!r} format")
+    if header.get("version") != FORMAT_VERSION:
+        raise TransferError(f"dump format version {header.get('version')} is not supported "
+                            f"(this server reads version {FORMAT_VERSION})")
+    summary = None
+    for number, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise TransferError(f"line {number} is not JSON: {exc}") from None
+        if summary is not None:
+            raise TransferError(f"line {number}: items after the summary")
+        if item.get("kind") == "summary":
+            summary = item
+            continue
+        import_item(destination, item)
+        if item.get("kind") == "record":
+            progress(1)
+    if summary is None:
+        raise TransferError("the dump ends without its summary line: it is incomplete")
+    return verify(summary, destination)
+
+
+def describe(done: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in done.items())

@@ -1,0 +1,209 @@
+"""copy / dump / load: everything moves between backends, verified, or nothing does.
+
+The round trip goes SQLite → filesystem (copy) → PostgreSQL (dump, load) → SQLite
+(copy), through the ``sumatra-server`` command line, and ends with the documents,
+revisions, users and grants it started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import transaction
+
+from conftest import DATA, POSTGRES
+from pyramid_sumatra import build_storage, resolve_settings, transfer
+from pyramid_sumatra.cli import main
+from pyramid_sumatra.demo import load_demo
+from pyramid_sumatra.records import build_stored_record
+from pyramid_sumatra.types import UserInfo
+
+
+def write_ini(path: Path, **settings: str) -> str:
+    lines = ["[app:main]", "use = egg:pyramid_sumatra"]
+    lines += [f"{key.replace('__', '.')} = {value}" for key, value in settings.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def sqlite_ini(tmp_path: Path, name: str) -> str:
+    return write_ini(tmp_path / f"{name}.ini", sumatra__backend="sqlalchemy",
+                     sqlalchemy__url=f"sqlite:///{tmp_path}/{name}.sqlite")
+
+
+def filesystem_ini(tmp_path: Path, name: str) -> str:
+    return write_ini(tmp_path / f"{name}.ini", sumatra__backend="filesystem",
+                     sumatra__filesystem__root=str(tmp_path / name))
+
+
+def open_store(ini: str):
+    from pyramid.paster import get_appsettings
+
+    store = build_storage(resolve_settings(dict(get_appsettings(ini))))
+    store.initialize()
+    return store
+
+
+def fill(ini: str) -> None:
+    """The demo, every example document, an admin, a public grant, many tagged records."""
+    store = open_store(ini)
+    try:
+        with transaction.manager:
+            load_demo(store)
+            store.put_user(UserInfo(username="root", password_hash="$argon2id$v=19$root",
+                                    is_admin=True, created="2020-01-01 00:00:00.000001"))
+            for path in sorted(DATA.glob("example_*.json")):
+                doc = json.loads(path.read_text())
+                doc["label"] = path.stem.replace(".", "_")
+                store.put_record(build_stored_record("TestProject2", doc), create=True)
+            for i in range(12):  # more than one page (PAGE_SIZE is lowered below)
+                doc = {"label": f"run-{i:02d}", "timestamp": f"2024-02-{i + 1:02d} 08:00:00",
+                       "tags": ["bulk", f"n{i % 3}"], "reason": "Ünïcode ✓ \\u0000 text",
+                       "parameters": {"content": "a = 1", "type": "SimpleParameterSet"},
+                       "zeta": 1, "alpha": [1.5, None, True]}
+                store.put_record(build_stored_record("TestProject", doc), create=True)
+    finally:
+        store.dispose()
+
+
+def snapshot(ini: str) -> dict:
+    """Everything comparable across backends: documents (parsed), revisions, tags, grants."""
+    store = open_store(ini)
+    try:
+        with transaction.manager:
+            users = {u.username: (u.password_hash, u.is_admin, u.created)
+                     for u in store.list_users()}
+            projects = {}
+            for p in store.list_projects(None):
+                records = {r.label: (json.loads(r.body), r.revision, sorted(r.tags),
+                                     r.timestamp)
+                           for r in transfer.iter_records(store, p.id)}
+                projects[p.id] = (p.name, p.description, p.record_count,
+                                  store.get_grants(p.id), records)
+            order = [p.id for p in store.list_projects(None)]
+        return {"users": users, "projects": projects, "order": order}
+    finally:
+        store.dispose()
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch):
+    monkeypatch.setattr(transfer, "PAGE_SIZE", 5)
+
+
+@pytest.fixture
+def postgres_ini(tmp_path):
+    url = POSTGRES.create("sumatra_transfer_")
+    yield write_ini(tmp_path / "pg.ini", sumatra__backend="sqlalchemy", sqlalchemy__url=url)
+    POSTGRES.drop(url)
+
+
+@pytest.mark.postgres
+def test_round_trip_sqlite_filesystem_postgresql_sqlite(tmp_path, postgres_ini, capsys):
+    source, files, final = (sqlite_ini(tmp_path, "a"), filesystem_ini(tmp_path, "fs"),
+                            sqlite_ini(tmp_path, "d"))
+    fill(source)
+    before = snapshot(source)
+    assert len(before["projects"]["TestProject"][4]) == 16
+
+    assert main([source, "copy", files]) == 0
+    assert "copied 2 users, 2 projects, 3 grants, 22 records" in capsys.readouterr().out
+    dump_file = tmp_path / "backup.jsonl"
+    assert main([files, "dump", str(dump_file), "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "dumped" in out and "records" in err  # the progress bar, on stderr
+    assert main([postgres_ini, "load", str(dump_file)]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main([postgres_ini, "copy", final]) == 0
+
+    for ini in (files, postgres_ini, final):
+        assert snapshot(ini) == before, ini
+    # The filesystem store kept every body byte for byte; PostgreSQL (JSONB) the documents.
+    a, fs = open_store(source), open_store(files)
+    try:
+        with transaction.manager:
+            for pid in before["projects"]:
+                assert ([r.body for r in transfer.iter_records(a, pid)]
+                        == [r.body for r in transfer.iter_records(fs, pid)])
+    finally:
+        a.dispose()
+        fs.dispose()
+
+
+def test_dump_file_holds_everything_for_its_owner_only(tmp_path):
+    source = sqlite_ini(tmp_path, "a")
+    fill(source)
+    dump_file = tmp_path / "out.jsonl"
+    assert main([source, "dump", str(dump_file)]) == 0
+    assert stat.S_IMODE(os.stat(dump_file).st_mode) == 0o600
+    lines = [json.loads(line) for line in dump_file.read_text().splitlines()]
+    assert lines[0]["format"] == "sumatra-server-dump" and lines[0]["version"] == 1
+    kinds = [line.get("kind") for line in lines[1:]]
+    assert kinds.count("user") == 2 and kinds.count("record") == 22
+    assert kinds[-1] == "summary"
+    assert any(line.get("password_hash", "").startswith("$argon2") for line in lines)
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_load_into_sqlite_gives_the_same_store(tmp_path):
+    source, target = sqlite_ini(tmp_path, "a"), sqlite_ini(tmp_path, "b")
+    fill(source)
+    assert main([source, "dump", str(tmp_path / "d.jsonl")]) == 0
+    assert main([target, "load", str(tmp_path / "d.jsonl")]) == 0
+    assert snapshot(target) == snapshot(source)
+
+
+def test_copy_refuses_a_store_that_is_not_empty(tmp_path, capsys):
+    source, target = sqlite_ini(tmp_path, "a"), sqlite_ini(tmp_path, "b")
+    fill(source)
+    assert main([target, "load-demo"]) == 0
+    before = snapshot(target)
+    assert main([source, "copy", target]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert snapshot(target) == before
+
+
+def test_copy_refuses_to_copy_a_store_onto_itself(tmp_path, capsys):
+    source = sqlite_ini(tmp_path, "a")
+    same = write_ini(tmp_path / "same.ini", sumatra__backend="sqlalchemy",
+                     sqlalchemy__url=f"sqlite:///{tmp_path}/a.sqlite")
+    assert main([source, "copy", same]) == 1
+    assert "the same store" in capsys.readouterr().err
+
+
+def test_an_incomplete_dump_loads_nothing(tmp_path, capsys):
+    source, target = sqlite_ini(tmp_path, "a"), sqlite_ini(tmp_path, "b")
+    fill(source)
+    dump_file = tmp_path / "d.jsonl"
+    assert main([source, "dump", str(dump_file)]) == 0
+    lines = dump_file.read_text().splitlines()
+    dump_file.write_text("\n".join(lines[:-1]) + "\n")  # the summary line lost
+    assert main([target, "load", str(dump_file)]) == 1
+    assert "incomplete" in capsys.readouterr().err
+    assert snapshot(target) == {"users": {}, "projects": {}, "order": []}
+
+
+def test_a_tampered_dump_fails_verification_and_loads_nothing(tmp_path, capsys):
+    source, target = sqlite_ini(tmp_path, "a"), sqlite_ini(tmp_path, "b")
+    fill(source)
+    dump_file = tmp_path / "d.jsonl"
+    assert main([source, "dump", str(dump_file)]) == 0
+    items = [json.loads(line) for line in dump_file.read_text().splitlines()]
+    victim = next(i for i in items if i.get("kind") == "record")
+    victim["body"] = json.dumps({**json.loads(victim["body"]), "reason": "forged"})
+    dump_file.write_text("".join(json.dumps(i) + "\n" for i in items))
+    assert main([target, "load", str(dump_file)]) == 1
+    err = capsys.readouterr().err
+    assert "verification failed" in err and victim["project"] in err
+    assert snapshot(target)["projects"] == {}
+
+
+def test_not_a_dump(tmp_path, capsys):
+    target = sqlite_ini(tmp_path, "b")
+    (tmp_path / "x.jsonl").write_text('{"hello": 1}\n')
+    assert main([target, "load", str(tmp_path / "x.jsonl")]) == 1
+    assert "not a dump" in capsys.readouterr().err
