@@ -166,6 +166,18 @@ def test_reads_in_the_transaction_see_its_writes_and_others_do_not(fs):
         assert fs.get_project("P").record_count == 1
 
 
+def test_a_savepoint_rolls_staged_writes_back(fs):
+    with transaction.manager as txn:
+        fs.put_record(rec("kept"), create=True)
+        savepoint = txn.savepoint()
+        fs.put_record(rec("dropped"), create=True)
+        fs.delete_record("P", "kept")
+        savepoint.rollback()
+        assert fs.get_record("P", "dropped") is None and fs.get_record("P", "kept")
+    with transaction.manager:
+        assert [r.label for r in fs.query_records("P").records] == ["kept"]
+
+
 def test_delete_project_then_recreate_in_one_transaction(fs, root):
     put(fs, rec("old"))
     with transaction.manager:
@@ -268,7 +280,7 @@ def test_two_processes_write_one_project_without_losing_anything(fs, root):
 
 
 @pytest.mark.parametrize("name", ["..", ".", "../evil", "a/b", "a\\b", ".hidden", "x\x00y",
-                                  "tab\there", "", "/abs"])
+                                  "tab\there", "", "/abs", "é" * 101])
 def test_names_cannot_escape_the_root(fs, root, tmp_path, name):
     before = {p for p in tmp_path.rglob("*")}
     with transaction.manager:

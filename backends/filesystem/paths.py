@@ -23,8 +23,8 @@ def name_problem(name: object) -> str | None:
     """Why ``name`` cannot become a file name under the root, or None if it can."""
     if not isinstance(name, str) or not name:
         return "an empty or non-string name"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"a name longer than {MAX_NAME_LENGTH} characters"
+    if len(name.encode("utf-8")) > MAX_NAME_LENGTH:  # file names have 255 bytes at most
+        return f"a name longer than {MAX_NAME_LENGTH} bytes"
     if name.startswith(".") or _FORBIDDEN.search(name):
         return f"{name!r} starts with '.' or contains a separator or control character"
     return None

@@ -11,6 +11,7 @@ journal; ``tpc_finish`` makes it the commit point and applies it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -43,7 +44,19 @@ class ProjectStage:
     creates: set[str] = field(default_factory=set)  # labels put with create=True
 
 
-@implementer(transaction.interfaces.IDataManager)
+@implementer(transaction.interfaces.IDataManagerSavepoint)
+class FilesystemSavepoint:
+    """Staged writes as they were; ``rollback`` returns to them."""
+
+    def __init__(self, dm: FilesystemDataManager):
+        self.dm = dm
+        self.state = copy.deepcopy((dm.projects, dm.users, dm.seen))
+
+    def rollback(self) -> None:
+        self.dm.projects, self.dm.users, self.dm.seen = copy.deepcopy(self.state)
+
+
+@implementer(transaction.interfaces.ISavepointDataManager)
 class FilesystemDataManager:
     def __init__(self, layout: Layout, disk: Disk, manager):
         self.layout, self.disk = layout, disk
@@ -74,7 +87,10 @@ class FilesystemDataManager:
     def dirty(self) -> bool:
         return bool(self.projects or self.users)
 
-    # -- IDataManager -------------------------------------------------------------
+    # -- IDataManager (and savepoints) ---------------------------------------------
+
+    def savepoint(self) -> FilesystemSavepoint:
+        return FilesystemSavepoint(self)
 
     def sortKey(self) -> str:
         return f"filesystem:{self.layout.root}"
