@@ -55,7 +55,6 @@ class _PostgresDatabase:
     """
 
     def __init__(self) -> None:
-        self.name: str | None = None
         self.url = ""
 
     def admin(self):
