@@ -86,6 +86,9 @@ class RecordQuery:
     cursor: str | None = None
     order: str = "-timestamp"
     with_body: bool = False
+    #: The caller needs labels only (the project document): a backend may then fill
+    #: RecordPage.labels instead of records, skipping 100,000 StoredRecords and tags.
+    labels_only: bool = False
 
 
 @dataclass
@@ -93,6 +96,10 @@ class RecordPage:
     records: list[StoredRecord]
     next_cursor: str | None = None
     total: int | None = None  # all records matching the filters, ignoring limit/cursor
+    labels: list[str] | None = None  # set instead of records for RecordQuery.labels_only
+
+    def all_labels(self) -> list[str]:
+        return self.labels if self.labels is not None else [r.label for r in self.records]
 
 
 @dataclass

@@ -339,7 +339,11 @@ class SqlAlchemyBackend:
                 conditions.append(or_(key < value, and_(key == value, records.c.label < label)))
             else:
                 conditions.append(or_(key > value, and_(key == value, records.c.label > label)))
-        columns = list(_SUMMARY_COLUMNS)
+        labels_only = query.labels_only and not query.with_body
+        if labels_only:  # the covering index (project_id, timestamp, label) answers alone
+            columns = [records.c.label] + ([records.c[field]] if field != "label" else [])
+        else:
+            columns = list(_SUMMARY_COLUMNS)
         if query.with_body:
             columns.append(records.c.body)
         order = [key.desc(), records.c.label.desc()] if descending else [key.asc(),
@@ -357,6 +361,9 @@ class SqlAlchemyBackend:
             next_cursor = encode_cursor([sort_value, last.label])
         if total is None:
             total = len(rows)
+        if labels_only:
+            return RecordPage(records=[], labels=[r.label for r in rows],
+                              next_cursor=next_cursor, total=total)
         tags = self._tags_for_rows(project_id, rows)
         return RecordPage(
             records=[self._to_record(r, tags.get(r.id, []), query.with_body) for r in rows],

@@ -61,12 +61,13 @@ def parse_limit(request: Request) -> int | None:
 def _project_response(request: Request, context, project: Project, tags: list[str] | None,
                       tags_given: str | None):
     _require_project(project)
-    query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"))
+    query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"),
+                        labels_only=True)
     try:
         page = request.storage.query_records(project.id, query)
     except ValueError as exc:  # a malformed cursor
         raise json_error(HTTPBadRequest, "invalid cursor", str(exc)) from None
-    doc = project_document(request, project, (r.label for r in page.records), tags_given)
+    doc = project_document(request, project, page.all_labels(), tags_given)
     if page.next_cursor:
         doc["next"] = request.resource_url(context, query={
             **request.GET, "cursor": page.next_cursor})
