@@ -169,13 +169,17 @@ def test_second_machine_and_delete_by_label_by_tag_and_last(live_server, smt, wo
     assert record_labels(url, name) == ["c", "a"]
     assert server_status(url, f"{name}/b/") == 404
     assert "0 records deleted." in smt("delete", "--tag", "nothing").stdout
+    assert colleague("list").stdout.split() == ["c", "a"]  # what one deletes, all see
 
     smt("delete", "a")
     assert record_labels(url, name) == ["c"]
     assert server_status(url, f"{name}/a/") == 404
 
-    # "last" is the most recent record; deleting it empties the project, which stays.
-    smt("delete", "last")
+    # "last" is the most recent record. Deleting it empties the project, which stays;
+    # smt then asks for last/ (404) and wrongly warns that the delete failed (a
+    # 0.8.1 client quirk, the same with its own Django store).
+    done = smt("delete", "last")
+    assert "Could not delete record 'c'" in done.stdout
     assert server_status(url, f"{name}/c/") == 404
     project = server_json(url, f"{name}/")
     assert project["records"] == [] and project["access"] == ["testuser"]
