@@ -408,6 +408,23 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
             assert get_record(server.url, "Disk", "before-0").json() == kept[0]  # reads go on
             assert get_record(server.url, "Disk", "full-0").status == 404
             assert_no_debris(store)
+            # Nearly full: free a page at a time. A PUT is refused whole, or stored and
+            # readable at once; never a 201 whose record is not there.
+            size = filler.stat().st_size
+            for pages in range(1, 40):
+                os.truncate(filler, size - pages * 4096)
+                doc = record_doc(f"nearly-{pages}")
+                res = put_record(server.url, "Disk", doc)
+                assert res.status in (201, 507), (res.status, res.body[:300])
+                got = get_record(server.url, "Disk", doc["label"])
+                if res.status == 507:
+                    assert got.status == 404
+                    continue
+                assert got.status == 200 and got.json() == doc, "acknowledged, not readable"
+                break
+            else:
+                raise AssertionError("40 free pages never sufficed for one record")
+            assert not list((store / ".journal").glob("*.json")), "a journal left unapplied"
             filler.unlink()  # cleared
             assert put_record(server.url, "Disk", record_doc("after-full")).status == 201
 
@@ -424,7 +441,8 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
             assert get_record(server.url, "Disk", "read-only").status == 404
             assert_no_debris(store)
             assert sorted(project_labels(server.url, "Disk")) == sorted(
-                ["after-full", "after-read-only", "before-0", "before-1", "before-2"])
+                ["after-full", "after-read-only", "before-0", "before-1", "before-2",
+                 f"nearly-{pages}"])
             server.stop()
             assert_check_clean(server.ini)
         finally:

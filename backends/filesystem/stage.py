@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,13 @@ from pathlib import Path
 import transaction.interfaces
 from zope.interface import implementer
 
-from pyramid_sumatra.types import ProjectInfo, StorageConflict, StoredRecord, UserInfo
+from pyramid_sumatra.types import (
+    ProjectInfo,
+    StorageConflict,
+    StorageFull,
+    StoredRecord,
+    UserInfo,
+)
 
 from . import codec, journal
 from .disk import Disk
@@ -129,9 +136,26 @@ class FilesystemDataManager:
         try:
             self._ops = self._plan()
             self._temp = journal.prepare(self.layout, self.txid, keys, self._ops)
+            self._ensure_room(self._temp)
         except BaseException:
             self._release()
             raise
+
+    def _ensure_room(self, journal_file: Path) -> None:
+        """507 now, before the commit point, unless applying the journal fits on the disk:
+        past that point a full disk would leave an acknowledged write unapplied (a 201,
+        then a 404 until recovery)."""
+        st = os.statvfs(journal_file.parent)
+        block = st.f_frsize or 4096
+        # Every file is rewritten through a temp copy; an index whole.
+        need = journal_file.stat().st_size + block * (len(self._ops) + 1)
+        for op in self._ops:
+            if op["op"] == "index":
+                index = self.layout.index_file(op["project"])
+                need += index.stat().st_size if index.exists() else 0
+        if st.f_bavail * block < need:
+            raise StorageFull(f"no space left on the device of the store: the commit needs "
+                              f"{need} bytes, {st.f_bavail * block} are free")
 
     def tpc_finish(self, txn) -> None:
         if self._temp is None:
