@@ -229,6 +229,7 @@ class Tally:
     errors: list[str] = field(default_factory=list)  # bodies of 5xx answers
     bad_5xx: list[str] = field(default_factory=list)  # 5xx without a proper JSON body
     connection_errors: int = 0
+    slowest_5xx: float = 0.0  # seconds: storage down must not mean a hang
 
     def count(self, status: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1

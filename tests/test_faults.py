@@ -107,6 +107,7 @@ class Writers:
                     self.tally.unknown[label] = doc  # it may or may not have landed
                     problem = check_5xx(res)
                     fault = before != (False, self.fault_switches) or self.fault.is_set()
+                    self.tally.slowest_5xx = max(self.tally.slowest_5xx, res.seconds)
                     if problem or not fault:
                         self.tally.bad_5xx.append(problem or f"{res.status} before the fault")
                     self.tally.errors.append(res.body.decode(errors="replace")[:200])
@@ -201,7 +202,7 @@ def test_sigkill_under_concurrent_writes(backend: str, tmp_path: Path):
             server.stop()
             assert_check_clean(server.ini)
             print(f"{backend}: {tally.requests} PUTs, {len(tally.acked)} acknowledged, "
-                  f"{tally.connection_errors} cut by the kill, {landed} of those landed")
+                  f"{tally.connection_errors} unanswered (killed), {landed} of those landed")
         finally:
             server.kill()
         assert "Traceback" not in server.log, server.log[-3000:]
@@ -325,11 +326,12 @@ def test_postgresql_restart_under_load(tmp_path: Path):
         assert tally.statuses.get(500, 0) == 0
         assert tally.statuses.get(503, 0) >= 2, tally.statuses  # the outages were seen
         assert tally.connection_errors == 0  # no hang beyond the client's 20 s bound
+        assert tally.slowest_5xx < 10, tally.slowest_5xx
         landed = assert_stored(server.url, "Outage", tally)
         for cycle in range(2):
             assert get_record(server.url, "Outage", f"up-{cycle}").status == 200
         print(f"postgresql restarts {outages}: {tally.requests} PUTs {tally.statuses}, "
-              f"{landed} of the 503s had landed anyway")
+              f"slowest 503 {tally.slowest_5xx:.2f} s, {landed} of the 503s had landed anyway")
     finally:
         if server is not None:
             server.kill()
