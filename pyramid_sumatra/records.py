@@ -182,15 +182,24 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+#: What no backend can store: NUL, and lone surrogates (not Unicode; UTF-8 cannot encode them).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds a NUL or a lone surrogate, which no backend can store."""
+    return bool(_UNSTORABLE.search(text))
+
+
 def _nul_path(value: Any, path: str) -> str | None:
-    """Where a NUL character hides in a document (key or string), or None."""
+    """Where a NUL character or a lone surrogate hides in a document (key or string), or None."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if _UNSTORABLE.search(value) else None
     items = value.items() if isinstance(value, dict) else (
         enumerate(value) if isinstance(value, list) else ())
     for key, item in items:
         where = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and "\x00" in key:
+        if isinstance(key, str) and _UNSTORABLE.search(key):
             return where
         found = _nul_path(item, where)
         if found:
@@ -205,10 +214,11 @@ def build_stored_record(project_id: str, doc: dict) -> StoredRecord:
     except ValueError as exc:  # NaN/Infinity are not JSON
         raise InvalidRecord("body", f"record is not representable as JSON: {exc}") from None
     # PostgreSQL (JSONB, TEXT) cannot store NUL; refuse it on every backend alike.
-    where = "\\u0000" in body and _nul_path(doc, "")
+    # Lone surrogates (\udXXX escapes of undecodable bytes) cannot be encoded as UTF-8.
+    where = ("\\u0000" in body or _UNSTORABLE.search(body)) and _nul_path(doc, "")
     if where:
-        raise InvalidRecord(where, f"{where} contains a NUL character (\\u0000), "
-                                   "which cannot be stored")
+        raise InvalidRecord(where, f"{where} contains a NUL character (\\u0000) or a lone "
+                                   "surrogate (invalid Unicode), which cannot be stored")
     executable = doc.get("executable")
     duration = doc.get("duration")
     return StoredRecord(
@@ -273,5 +283,5 @@ def edit_annotations(stored_doc: dict, changes: dict[str, Any]) -> dict:
                 raise InvalidRecord(name, f"{name} must be a string")
             doc[name] = (value or "").replace("\r\n", "\n")
     if "tags" in changes:
-        doc["tags"] = tag_list(changes["tags"])
+        doc["tags"] = list(dict.fromkeys(tag_list(changes["tags"])))
     return doc
