@@ -35,12 +35,18 @@ def request_id(request: Request) -> str:
     return given if _VALID_ID.match(given) else uuid.uuid4().hex
 
 
+def _path(request: Request) -> str:
+    """The path as sent, even when it is not valid UTF-8 (WSGI gives it as latin-1)."""
+    raw = request.environ.get("SCRIPT_NAME", "") + request.environ.get("PATH_INFO", "")
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def access_entry(request: Request, status: int, duration: float) -> dict:
     identity = cached_identity(request)
     return {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "method": request.method,
-        "path": request.path,
+        "path": _path(request),
         "status": status,
         "duration_ms": round(duration * 1000, 2),
         "request_id": request.request_id,

@@ -4,9 +4,10 @@ The body limit is checked around the Pyramid router, before pyramid_retry
 copies the body and before any view, transaction or storage call: first the
 declared ``Content-Length`` (the body is then never read), then, for a body
 without one (a chunked upload the server passes through), by reading at most
-one byte past the limit; a tween answers 413 in JSON. waitress buffers the whole request body before it calls the app
-(its own cap is ``max_request_body_size``), so a slow or truncated upload
-never holds a database connection or a file lock: it is waiting in waitress.
+one byte past the limit; a tween answers 413 in JSON. waitress buffers the
+whole request body before it calls the app (its own cap is
+``max_request_body_size``), so a slow or truncated upload never holds a
+database connection or a file lock: it is waiting in waitress.
 
 Failed logins are counted per username *in this process* (one counter per app
 instance): after ``sumatra.login_max_failures`` failures in a row, each further
@@ -31,7 +32,7 @@ from pyramid.httpexceptions import HTTPTooManyRequests
 from pyramid.request import Request
 from pyramid.response import Response
 
-from .records import InvalidRecord, tag_list
+from .records import InvalidRecord, tag_list, unstorable
 
 LIMITS_KEY = "sumatra.limits"
 THROTTLE_KEY = "sumatra.login_throttle"
@@ -128,9 +129,24 @@ def limit_body(app, settings: dict[str, Any]) -> BodyLimitMiddleware:
     return BodyLimitMiddleware(app, int(settings["sumatra.max_body_size"]))
 
 
+def url_problem(request: Request) -> str | None:
+    """Why no view could use this URL (bytes that are not UTF-8, NUL), or None.
+
+    Checked once here, so no view or backend meets them (found by fuzzing: a 500
+    from the decoder, and PostgreSQL refusing NUL in a tag filter).
+    """
+    try:
+        parts = [request.path_info, *(x for item in request.GET.items() for x in item)]
+    except UnicodeDecodeError:
+        return "the URL is not valid UTF-8"
+    if any(unstorable(part) for part in parts):
+        return "the URL contains a NUL character"
+    return None
+
+
 def body_limit_tween_factory(handler: Callable, registry) -> Callable:
-    """Answers 413/400 for bodies BodyLimitMiddleware dropped (inside the access log and
-    security headers, so these responses get them too)."""
+    """Answers 413/400 for bodies BodyLimitMiddleware dropped and for unusable URLs (inside
+    the access log and security headers, so these responses get them too)."""
     limit = registry[LIMITS_KEY].max_body_size
 
     def body_limit_tween(request: Request) -> Response:
@@ -140,6 +156,9 @@ def body_limit_tween_factory(handler: Callable, registry) -> Callable:
                           f"{limit} bytes (setting sumatra.max_body_size)")
         if BAD_LENGTH in request.environ:
             return _error(400, "invalid Content-Length", request.environ[BAD_LENGTH])
+        problem = url_problem(request)
+        if problem:
+            return _error(400, "invalid URL", problem)
         return handler(request)
 
     return body_limit_tween

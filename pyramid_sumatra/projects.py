@@ -22,7 +22,9 @@ def update_project(storage: Storage, project: ProjectInfo, changes: dict) -> Pro
     updated = ProjectInfo(
         id=project.id,
         name=changes.get("name") or project.name,
-        description=changes["description"] if "description" in changes else project.description,
+        # null, like absent, keeps the description (storage holds no null; found by fuzzing)
+        description=(changes["description"] if changes.get("description") is not None
+                     else project.description),
     )
     storage.put_project(updated)
     return updated

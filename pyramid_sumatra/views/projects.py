@@ -10,6 +10,7 @@ from ..documents import document_text, project_document, project_list_entry
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
 from ..projects import create_project, update_project
+from ..records import unstorable
 from ..resources import Project, Root, TagSet
 from ..types import ANONYMOUS, RecordQuery
 from . import json_error, read_json, render_json, representation
@@ -91,6 +92,9 @@ def put_project(context: Project, request):
     for key in ("name", "description"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise json_error(HTTPBadRequest, f"invalid {key}", f"{key} must be a string")
+        if isinstance(body.get(key), str) and unstorable(body[key]):
+            raise json_error(HTTPBadRequest, f"invalid {key}",
+                             f"{key} contains a NUL or a lone surrogate, which cannot be stored")
     if context.exists:
         update_project(request.storage, context.info, body)
         request.response.status_int = 200
