@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES, unavailable
+from conftest import BACKENDS, POSTGRES, unavailable
 from procs import (
     PROJECT_ACCEPT,
     ServerProcess,
@@ -53,15 +53,19 @@ def postgres_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def store_settings(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """conftest's settings of ``backend``; PostgreSQL gets a fresh database of its own,
+    dropped at the end, not the session's shared one (a killed server's connections
+    must not outlive the test)."""
     base = {"sumatra.initdb": "true"}
-    if backend == "sqlite":
-        yield {**base, "sqlalchemy.url": f"sqlite:///{tmp_path}/sumatra.sqlite"}
-    elif backend == "filesystem":
-        yield {**base, "sumatra.backend": "filesystem",
-               "sumatra.filesystem.root": str(tmp_path / "store")}
-    else:
+    if backend == "postgresql":
         with postgres_database() as url:
-            yield {**base, "sqlalchemy.url": url}
+            yield {**base, "sumatra.backend": "sqlalchemy", "sqlalchemy.url": url}
+        return
+    settings, cleanup = BACKENDS[backend](tmp_path)
+    try:
+        yield {**base, **settings}
+    finally:
+        cleanup()
 
 
 # -- load --------------------------------------------------------------------------
