@@ -166,6 +166,15 @@ def test_reads_in_the_transaction_see_its_writes_and_others_do_not(fs):
         assert fs.get_project("P").record_count == 1
 
 
+def test_labels_only_pages_give_labels_in_order(fs):
+    put(fs, rec("a", timestamp="2024-01-01 10:00:00"), rec("b", timestamp="2024-01-02 10:00:00"),
+        rec("c", timestamp="2024-01-03 10:00:00"))
+    with transaction.manager:
+        page = fs.query_records("P", RecordQuery(labels_only=True, limit=2))
+        rest = fs.query_records("P", RecordQuery(labels_only=True, cursor=page.next_cursor))
+    assert (page.labels, page.total, rest.labels) == (["c", "b"], 3, ["a"])
+
+
 def test_a_savepoint_rolls_staged_writes_back(fs):
     with transaction.manager as txn:
         fs.put_record(rec("kept"), create=True)

@@ -238,6 +238,9 @@ class FilesystemBackend:
     def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
         entries = self._entries(project_id)
         page, next_cursor, total = select_entries(entries.items(), query)
+        if query.labels_only and not query.with_body:  # the project document needs no more
+            return RecordPage(records=[], labels=[label for label, _ in page],
+                              next_cursor=next_cursor, total=total)
         st = self._stage(project_id)
         records = []
         for label, entry in page:
