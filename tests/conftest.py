@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import argon2
 import pytest
 import transaction
 import waitress.server
@@ -219,8 +220,15 @@ def project(store) -> str:
     return "P"
 
 
+#: Cheap argon2id parameters for the demo user (verification follows the stored hash's
+#: parameters): the default cost is slow by design, and paying it twice per test (hash,
+#: then the first Basic check) was most of a live-server test's time.
+_CHEAP_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 @pytest.fixture
-def demo(storage) -> dict:
+def demo(storage, monkeypatch) -> dict:
+    monkeypatch.setattr("pyramid_sumatra.demo.hash_password", _CHEAP_HASHER.hash)
     with transaction.manager:
         return load_demo(storage)
 
