@@ -30,7 +30,10 @@ def workspace(tmp_path: Path) -> tuple[Path, dict[str, str], str]:
     """(repo, env, commit id): a committed git working copy and an isolated HOME."""
     if not Path(sys.executable).with_name("smt").exists():
         unavailable("the smt command (PyPI sumatra) is not installed in this environment")
-    pytest.importorskip("git", reason="smt needs GitPython (sumatra[git])")
+    try:
+        import git  # noqa: F401  (smt reads the working copy through GitPython)
+    except ImportError:
+        unavailable("smt needs GitPython to record a git working copy: pip install sumatra[git]")
     home = tmp_path / "home"
     home.mkdir()
     env = smt_env(home)
