@@ -215,6 +215,7 @@ _ERRORS = {
     "415": "The request body's Content-Type is not one this URL accepts.",
     "429": "Too many failed logins for this username: wait Retry-After seconds.",
     "503": "Storage is unavailable: retry after Retry-After seconds.",
+    "507": "No space left for the write; nothing was stored.",
 }
 
 
@@ -234,7 +235,7 @@ def _error_response(code: str) -> dict:
 def _errors(*codes: str) -> dict:
     # Every URL may answer these: a wrong password, a huge body, a locked-out
     # user, unavailable storage.
-    common = ("400", "401", "413", "429", "503")
+    common = ("400", "401", "413", "429", "503", "507")
     return {code: _ref(f"E{code}", "responses") for code in sorted({*common, *codes})}
 
 
