@@ -149,8 +149,9 @@ def test_reads_in_the_transaction_see_its_writes_and_others_do_not(fs):
             seen_elsewhere.append((fs.get_record("P", "r1"), fs.get_project("P").record_count))
 
     with transaction.manager:
-        fs.put_record(rec("r1", tags=["t"]), create=True)
-        assert fs.get_record("P", "r1").tags == ["t"]
+        fs.put_record(rec("r1", tags=["t", "a"]), create=True)
+        assert fs.get_record("P", "r1").tags == ["a", "t"]  # sorted, as when committed
+        assert fs.query_records("P", RecordQuery(with_body=True)).records[0].tags == ["a", "t"]
         assert fs.get_project("P").record_count == 1
         assert [r.label for r in fs.query_records("P", RecordQuery(tags=["t"])).records] == ["r1"]
         assert fs.most_recent_record("P").label == "r1"

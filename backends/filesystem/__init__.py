@@ -49,6 +49,11 @@ def create_backend(settings: dict[str, Any]) -> FilesystemBackend:
     return FilesystemBackend(settings)
 
 
+def _copy(record: StoredRecord | None) -> StoredRecord | None:
+    """A staged record as a read returns it: the caller's own copy, tags sorted."""
+    return None if record is None else dataclasses.replace(record, tags=sorted(record.tags))
+
+
 def translate_errors(method):
     """Unreadable files and OS errors (disk full, permissions) become StorageUnavailable."""
 
@@ -144,9 +149,7 @@ class FilesystemBackend:
             if st.deleted:
                 return None
             if label in st.records:
-                staged = st.records[label]
-                return None if staged is None else dataclasses.replace(
-                    staged, tags=list(staged.tags))
+                return _copy(st.records[label])
             if st.drop:
                 return None
         record = self.disk.record(project_id, label)
@@ -244,14 +247,13 @@ class FilesystemBackend:
         st = self._stage(project_id)
         records = []
         for label, entry in page:
-            body = None
-            if query.with_body:
-                staged = st.records.get(label) if st is not None else None
-                stored = staged or self.disk.record(project_id, label)
-                if stored is None:
-                    raise CorruptFile(f"index of {project_id!r} lists {label!r}, which has no file")
-                body = stored.body
-            records.append(codec.to_record(project_id, label, entry, body))
+            if not query.with_body:
+                records.append(codec.to_record(project_id, label, entry, None))
+                continue
+            staged = _copy(st.records.get(label)) if st is not None else None
+            stored = staged or self.disk.record(project_id, label)
+            if stored is not None:  # None: deleted by a commit since the index was read
+                records.append(stored)
         return RecordPage(records=records, next_cursor=next_cursor, total=total)
 
     @hookimpl

@@ -243,11 +243,14 @@ class FilesystemDataManager:
             entries, lines = dict(cached_entries), dict(cached_lines)
         changed: dict[str, dict] = {}
         removed: list[str] = []
+        # New files before the index lists them, files removed after it stops listing
+        # them: a reader of the index always finds the files it names.
+        deletes: list[journal.Op] = []
         for label, record in sorted(st.records.items()):
             path = self.layout.relative(self.layout.record_file(project_id, label))
             if record is None:
                 if label in entries or base is not None:
-                    ops.append({"op": "delete", "path": path})
+                    deletes.append({"op": "delete", "path": path})
                     removed.append(label)
                 entries.pop(label, None)
                 lines.pop(label, None)
@@ -259,6 +262,7 @@ class FilesystemDataManager:
             ops.append({"op": "index", "project": project_id, "reset": base is None,
                         "set": changed, "remove": removed})
             self._indexes[project_id] = (entries, lines)
+        ops.extend(deletes)
         info = codec.to_project(base) if base is not None else st.create
         assert info is not None
         grants = dict(base.get("grants", {})) if base is not None else {}
