@@ -17,7 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,3 +255,104 @@ def check_5xx(res: Reply) -> str | None:
     if not (isinstance(body, dict) and body.get("error") and "detail" in body):
         return f"{res.status} JSON body lacks error/detail: {body}"
     return None
+
+
+# -- load: writers, and what must be stored afterwards --------------------------------
+
+
+class Writers:
+    """``n`` client threads PUTting new records (distinct labels) until stopped."""
+
+    def __init__(self, base: Callable[[], str], project: str, n: int = 8,
+                 timeout: float = 15, prefix: str = "w"):
+        self.base, self.project, self.timeout, self.prefix = base, project, timeout, prefix
+        self.tally = Tally()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        # While a fault is on (or was switched during a request) 503/507 are allowed.
+        self.fault = threading.Event()
+        self.fault_switches = 0
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(n)]
+
+    def _run(self, index: int) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            label = f"{self.prefix}{index}-{n}"
+            # A distinct body per PUT: a torn or mixed-up write cannot pass the check.
+            doc = record_doc(label, script_arguments=f"{label} {uuid.uuid4().hex}",
+                             tags=[f"writer{index}"])
+            before = (self.fault.is_set(), self.fault_switches)
+            try:
+                res = put_record(self.base(), self.project, doc, timeout=self.timeout)
+            except OSError:
+                with self.lock:
+                    self.tally.connection_errors += 1
+                    self.tally.unknown[label] = doc
+                time.sleep(0.05)
+                continue
+            with self.lock:
+                self.tally.count(res.status)
+                if res.status in (200, 201):
+                    self.tally.acked[label] = doc
+                elif res.status >= 500:
+                    self.tally.unknown[label] = doc  # it may or may not have landed
+                    problem = check_5xx(res)
+                    fault = before != (False, self.fault_switches) or self.fault.is_set()
+                    self.tally.slowest_5xx = max(self.tally.slowest_5xx, res.seconds)
+                    if problem or not fault:
+                        self.tally.bad_5xx.append(problem or f"{res.status} before the fault")
+                    self.tally.errors.append(res.body.decode(errors="replace")[:200])
+                else:
+                    self.tally.bad_5xx.append(f"unexpected {res.status}: {res.body[:200]!r}")
+            if res.status >= 500:
+                time.sleep(0.05)
+
+    def fault_on(self) -> None:
+        self.fault_switches += 1
+        self.fault.set()
+
+    def fault_off(self) -> None:
+        self.fault_switches += 1
+        self.fault.clear()
+
+    def __enter__(self) -> Writers:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=timeout)
+        assert not any(t.is_alive() for t in self.threads), "a client thread hung"
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_acks(writers: Writers, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while len(writers.tally.acked) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def assert_stored(base: str, project: str, tally: Tally) -> int:
+    """Every acknowledged PUT is there, whole; unanswered ones are whole or absent."""
+    for label, doc in tally.acked.items():
+        res = get_record(base, project, label)
+        assert res.status == 200, f"acknowledged {label} is gone: {res.status}"
+        assert res.json() == doc, f"acknowledged {label} came back different"
+    landed = 0
+    for label, doc in tally.unknown.items():
+        if label in tally.acked:
+            continue
+        res = get_record(base, project, label)
+        assert res.status in (200, 404), (label, res.status, res.body[:200])
+        if res.status == 200:
+            assert res.json() == doc, f"unacknowledged {label} is torn"
+            landed += 1
+    listed = set(project_labels(base, project))
+    assert set(tally.acked) <= listed
+    return landed

@@ -22,7 +22,9 @@ from conftest import POSTGRES
 from procs import (
     PROJECT_ACCEPT,
     ServerProcess,
+    Writers,
     add_test_user,
+    assert_stored,
     auth_header,
     check_5xx,
     cli,
@@ -31,6 +33,7 @@ from procs import (
     project_labels,
     put_record,
     record_doc,
+    wait_for_acks,
 )
 
 from pyramid_sumatra import build_storage, resolve_settings
@@ -215,4 +218,55 @@ def test_two_processes_on_one_store(backend: str, tmp_path: Path):
         if url:
             POSTGRES.drop(url)
     for server in servers:
+        assert "Traceback" not in server.log, server.log[-3000:]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "filesystem"])
+def test_one_process_killed_the_other_goes_on(backend: str, tmp_path: Path):
+    """Two processes on one SQLite file or filesystem store; SIGKILL one while both take
+    writes. Whatever the dead one held (SQLite's write lock, a project's file lock, a
+    committed but unapplied journal) must not stop or break the survivor."""
+    store = ({"sqlalchemy.url": f"sqlite:///{tmp_path}/sumatra.sqlite"} if backend == "sqlite"
+             else {"sumatra.backend": "filesystem",
+                   "sumatra.filesystem.root": str(tmp_path / "store")})
+    settings = {"sumatra.initdb": "true", **store}
+    victim, survivor = (ServerProcess(tmp_path, settings, name=name) for name in "ab")
+    try:
+        add_test_user(victim.ini)
+        victim.start()
+        survivor.start()
+        with Writers(lambda: victim.url, PROJECT, prefix="a") as doomed, \
+                Writers(lambda: survivor.url, PROJECT, prefix="b") as going_on:
+            wait_for_acks(doomed, 8)
+            wait_for_acks(going_on, 8)
+            time.sleep(0.5)
+            doomed.fault_on()
+            victim.kill()  # fault: SIGKILL one of the two
+            acked = len(going_on.tally.acked)
+            wait_for_acks(going_on, acked + 16, timeout=30)
+        assert len(going_on.tally.acked) >= acked + 16, going_on.tally.statuses
+        for writers in (doomed, going_on):
+            assert not writers.tally.bad_5xx, writers.tally.bad_5xx[:5]
+        assert set(going_on.tally.statuses) == {201}, going_on.tally.statuses
+        assert going_on.tally.connection_errors == 0
+        assert doomed.tally.connection_errors >= 1
+        for writers in (doomed, going_on):  # read through the survivor
+            assert_stored(survivor.url, PROJECT, writers.tally)
+        survivor.stop()
+        done = cli(survivor.ini, "check")
+        if done.returncode:
+            # Only the dead process's temp files, if any (nobody restarted to sweep
+            # them); nothing torn, no index or count off. --repair removes them.
+            problems = [line for line in done.stderr.splitlines() if "problem: " in line]
+            assert problems and all(f".{victim.proc.pid}." in line and ".tmp" in line
+                                    for line in problems), done.stderr
+            assert cli(survivor.ini, "check", "--repair").returncode == 0
+            done = cli(survivor.ini, "check")
+        assert done.returncode == 0 and "consistent" in done.stdout, done.stdout + done.stderr
+        print(f"{backend}: survivor acknowledged {len(going_on.tally.acked)} PUTs, the killed "
+              f"one {len(doomed.tally.acked)}")
+    finally:
+        victim.kill()
+        survivor.kill()
+    for server in (victim, survivor):
         assert "Traceback" not in server.log, server.log[-3000:]
