@@ -61,6 +61,7 @@ class Browser:
     def screenshot(self, name: str, width: int = 1280) -> Path:
         """Save a full-page screenshot (page height measured) at a given viewport width."""
         SCREENSHOTS.mkdir(exist_ok=True)
+        self.driver.set_window_size(width, 900)  # lay out at this width, then measure
         height = self.driver.execute_script(
             "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
         self.driver.set_window_size(width, min(max(int(height) + 120, 600), 4000))

@@ -70,7 +70,7 @@ def test_every_record_field_is_escaped(browser_app, storage):
     doc = record_doc(
         "xss1", reason=XSS, outcome=XSS, tags=[XSS], main_file=XSS, version=XSS, user=XSS,
         stdout_stderr=XSS, diff=f"+{XSS}\n-{XSS}", script_arguments=XSS,
-        parameters={"content": '{"%s": "%s"}' % ("<b>k</b>", "<i>v</i>"), "type": "JSONParameterSet"},
+        parameters={"content": '{"<b>k</b>": "<i>v</i>"}', "type": "JSONParameterSet"},
         output_data=[{"path": XSS, "digest": XSS, "metadata": {"size": 1, XSS: XSS},
                       "creation": XSS}],
         input_data=[{"path": XSS, "digest": XSS, "metadata": {}, "creation": None}],

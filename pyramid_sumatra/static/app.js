@@ -15,14 +15,15 @@
   function columns() {
     var menu = $("#columns-menu"), table = $("#records");
     if (!menu || !table) { return; }
-    var key = "sumatra.hiddenColumns", style = document.createElement("style");
-    document.head.appendChild(style);
+    var key = "sumatra.hiddenColumns";
+    // Classes, not an inline <style>: the Content-Security-Policy allows only our stylesheet.
     function apply() {
-      var hidden = $$("input[data-col]", menu).filter(function (b) { return !b.checked; })
-        .map(function (b) { return b.getAttribute("data-col"); });
-      style.textContent = hidden.map(function (c) {
-        return "#records [data-col=\"" + c + "\"]{display:none}";
-      }).join("\n");
+      var hidden = [];
+      $$("input[data-col]", menu).forEach(function (b) {
+        var col = b.getAttribute("data-col");
+        table.classList.toggle("hide-" + col, !b.checked);
+        if (!b.checked) { hidden.push(col); }
+      });
       store(key, hidden);
     }
     var saved = store(key) || [];
