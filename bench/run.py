@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import report, stores, wrk
+from . import report, servers, stores, wrk
 from .seed import Client, basic_auth, create_project, seed_direct, seed_http
 from .servers import REPO, Server, adduser, free_port, production_server_settings, write_ini
 from .workload import RARE_TAG, template
@@ -41,7 +41,7 @@ class Plan:
 
 
 FULL = Plan(levels=[1_000, 10_000, 100_000], seconds=5, http_seed_max=10_000)
-QUICK = Plan(levels=[50, 200, 500], seconds=1, http_seed_max=500)
+QUICK = Plan(levels=[20, 100, 200], seconds=1, http_seed_max=200)
 
 
 def log(message: str) -> None:
@@ -184,6 +184,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-seed-max", type=int,
                         help="seed levels up to this over HTTP, larger ones through storage")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
+    parser.add_argument("--server", action="append", default=[], metavar="KEY=VALUE",
+                        help="try a [server:main] setting instead of production.ini's "
+                             "(e.g. threads=16), for the app and the limits alike")
     return parser.parse_args(argv)
 
 
@@ -196,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 else base.http_seed_max)
     if len(plan.levels) < 2:
         raise SystemExit("--levels needs at least two record counts")
+    for item in args.server:
+        key, _, value = item.partition("=")
+        servers.SERVER_OVERRIDES[key.strip()] = value.strip()
     problem = wrk.available()
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
@@ -208,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     data: dict = {"started": stamp, "quick": args.quick, "plan": asdict(plan),
                   "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                               "platform": platform.platform()},
-                  "server": production_server_settings(), "backends": {}}
+                  "server": {**production_server_settings(), **servers.SERVER_OVERRIDES},
+                  "backends": {}}
     all_results: list[wrk.Result] = []
     all_targets: list[report.Target] = []
     with tempfile.TemporaryDirectory(prefix="sumatra-bench-") as tmp:

@@ -63,9 +63,13 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+#: [server:main] settings to try instead of production's (``--server threads=16``).
+SERVER_OVERRIDES: dict[str, str] = {}
+
+
 def write_ini(path: Path, app: dict[str, str], port: int) -> Path:
     """An ini with ``app`` as [app:main] and production's [server:main] on ``port``."""
-    server = production_server_settings()
+    server = {**production_server_settings(), **SERVER_OVERRIDES}
     server["listen"] = f"127.0.0.1:{port}"
     lines = ["[app:main]", *(f"{k} = {v}" for k, v in app.items()), "", "[server:main]",
              *(f"{k} = {v}" for k, v in server.items()), _LOGGING]

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import transaction
 import zope.sqlalchemy
 
 from pyramid_sumatra.hookspecs import hookimpl
@@ -190,6 +191,11 @@ class SqlAlchemyBackend:
     def db(self):
         return self.Session()
 
+    @property
+    def conn(self):
+        """The session's connection: Core execution skips the ORM's per-statement work."""
+        return self.Session().connection()
+
     # -- lifecycle ------------------------------------------------------------
 
     @hookimpl
@@ -253,7 +259,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_record(self, project_id: str, label: str) -> StoredRecord | None:
-        db = self.db
+        db = self.conn
         row = db.execute(_GET_RECORD, {"b_project": project_id, "b_label": label}).first()
         if row is None:
             return None
@@ -424,7 +430,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_project(self, project_id: str) -> ProjectInfo | None:
-        row = self.db.execute(_GET_PROJECT, {"b_project": project_id}).first()
+        row = self.conn.execute(_GET_PROJECT, {"b_project": project_id}).first()
         return None if row is None else self._to_project(row)
 
     @hookimpl
@@ -470,7 +476,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_grants(self, project_id: str) -> dict[str, str]:
-        return dict(self.db.execute(_GET_GRANTS, {"b_project": project_id}).all())
+        return dict(self.conn.execute(_GET_GRANTS, {"b_project": project_id}).all())
 
     @hookimpl
     @translate_errors
@@ -501,12 +507,26 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_user(self, username: str) -> UserInfo | None:
-        row = self.db.execute(_GET_USER, {"b_username": username}).first()
-        return None if row is None else self._to_user(row)
+        # Remembered for the transaction: authentication and the identity both ask.
+        cache = self._users_seen()
+        if username not in cache:
+            row = self.conn.execute(_GET_USER, {"b_username": username}).first()
+            cache[username] = None if row is None else self._to_user(row)
+        return cache[username]
+
+    def _users_seen(self) -> dict[str, UserInfo | None]:
+        txn = transaction.get()
+        try:
+            return txn.data(self)
+        except KeyError:
+            cache: dict[str, UserInfo | None] = {}
+            txn.set_data(self, cache)
+            return cache
 
     @hookimpl
     @translate_errors
     def sumatra_put_user(self, user: UserInfo) -> bool:
+        self._users_seen().pop(user.username, None)
         db = self.db
         updated = db.execute(update(users).where(users.c.username == user.username).values(
             password_hash=user.password_hash, is_admin=user.is_admin)).rowcount
@@ -522,6 +542,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_delete_user(self, username: str) -> bool:
+        self._users_seen().pop(username, None)
         db = self.db
         db.execute(delete(grants).where(grants.c.principal == username))
         return bool(db.execute(delete(users).where(users.c.username == username)).rowcount)

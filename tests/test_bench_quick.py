@@ -1,0 +1,53 @@
+"""``python -m bench --quick`` runs end to end: every scenario measured, none with errors.
+
+Speed is not asserted here (the machine is shared); the full run reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import unavailable
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
+    if not shutil.which("wrk"):
+        unavailable("wrk is not installed (Debian package wrk)")
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--backends", "sqlite", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    report = json.loads(output.read_text())
+    levels = report["plan"]["levels"]
+    results = report["backends"]["sqlite"]["results"]
+    got = {(r["scenario"], r["concurrency"]) for r in results}
+    expected = {
+        *((f"GET record ({n} records)", 8) for n in levels),
+        *((f"GET project ({n} records)", 1) for n in levels),
+        ("PUT new record", 8),
+        ("GET / (project list)", 8),
+        (f"GET project ?tags=rare ({levels[1]} records)", 1),
+        *((f"mix 90% GET / 10% PUT ({levels[1]} records)", c) for c in (1, 8, 32)),
+    }
+    assert got == expected
+    assert all(r["requests"] > 0 for r in results)
+    assert [(r["scenario"], r["errors"]) for r in results if r["errors"]] == []
+    assert report["errors"] == 0
+    # Ratios to the limits measured in the same run, and the targets judged.
+    assert set(report["limits"]["used_rps"]) == {"GET", "PUT", "MIX"}
+    assert all(r["ratio"] > 0 for r in results if r["limit"])
+    targets = report["backends"]["sqlite"]["targets"]
+    assert len(targets) == 7 and all(isinstance(t["passed"], bool) for t in targets)
+    assert report["backends"]["sqlite"]["rss_mb"] > 0
+    # The table on screen names every scenario and every target.
+    for scenario, _ in expected:
+        assert scenario in done.stdout
+    assert done.stdout.count("PASS") + done.stdout.count("FAIL") >= len(targets)
