@@ -79,9 +79,11 @@ def test_schemathesis_against_the_served_description(live_server, capsys):
 RECORD_TYPE = "application/vnd.sumatra.record-v4+json"
 EXAMPLES = [json.loads(p.read_text()) for p in sorted(DATA.glob("example_0.*.json"))]
 
+#: Floats of 1e16 and more are test_large_floats_round_trip's (PostgreSQL's JSONB loses them).
+floats = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
 json_scalars = (st.none() | st.booleans()
                 | st.integers(min_value=-(2**256), max_value=2**256)
-                | st.floats(allow_nan=False, allow_infinity=False)
+                | floats
                 | st.text(max_size=30)
                 | st.text(st.characters(exclude_categories=()), max_size=8))  # lone surrogates too
 json_values = st.recursive(
@@ -99,7 +101,7 @@ known_fields = {
     "user": texts,
     "main_file": texts,
     "version": texts,
-    "duration": st.floats(allow_nan=False, allow_infinity=False) | st.integers() | st.none()
+    "duration": floats | st.integers() | st.none()
     | json_values,
     "tags": st.lists(st.text(min_size=1, max_size=20), max_size=6) | texts | json_values,
     "executable": st.fixed_dictionaries({"name": texts, "path": texts, "version": texts,
@@ -174,6 +176,20 @@ def test_old_formats_round_trip_without_their_optional_keys(testapp, example):
         assert res.status_int == 201, (missing, res.text)
         got = testapp.get(f"/FuzzProject/{label}/", headers={**basic(), "Accept": RECORD_TYPE})
         assert json.loads(got.text) == doc
+
+
+def test_large_floats_round_trip(testapp, backend_name, request):
+    if backend_name == "postgresql":
+        # JSONB keeps numbers as numeric: 6.68e+250 comes back as a 251-digit integer.
+        # Storing the body as PostgreSQL ``json`` (verbatim text) would keep them.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="JSONB normalises numbers"))
+    doc = {"label": "floats", "timestamp": "2024-01-31 10:15:00", "duration": 1.5e300,
+           "parameters": {"content": "x", "type": "dict"}, "big": [1e16, 6.680356835567469e250,
+                                                                   -2.5e-300, 2**200]}
+    assert put_record(testapp, "floats", doc).status_int == 201
+    got = testapp.get("/FuzzProject/floats/", headers={**basic(), "Accept": RECORD_TYPE})
+    assert json.loads(got.text) == doc
+    assert [type(x) for x in json.loads(got.text)["big"]] == [float, float, float, int]
 
 
 def test_arbitrary_bodies_are_refused_with_400(testapp, capsys):
