@@ -49,6 +49,11 @@ def test_a_session_in_the_browser(browser, storage):  # noqa: F811
     assert labels(b) == ["haggling_repeat", "20111013-172514", "haggling", "20111013-172503"]
     b.screenshot("03-project")
     b.screenshot("03-project-phone", width=PHONE)
+    b.go("/")
+    assert [a.text for a in b.find_all(".project-name")] == ["Test Project #2", "Test Project #1"]
+    b.find("details.create-project summary").click()
+    b.screenshot("03-projects-logged-in")
+    b.go("/TestProject/")
 
     # Filter by a tag chip, then clear.
     b.click_link('.chips a[data-tag="foobar"]')

@@ -280,3 +280,12 @@ def test_non_admin_cannot_grant(testapp, storage):
                      headers=HTML, status=403)
     with transaction.manager:
         assert storage.get_grants("TestProject") == {"testuser": "write"}
+
+
+def test_edit_applies_the_tag_limits(admin_app, storage):
+    form = admin_app.get("/TestProject/haggling/", headers=HTML).forms["edit-form"]
+    form["tags"] = "x" * 101
+    page = form.submit(status=303).follow(headers=HTML)
+    assert "longer than 100 characters" in flashes(page)[0]
+    with transaction.manager:
+        assert storage.get_record("TestProject", "haggling").tags == ["foobar"]

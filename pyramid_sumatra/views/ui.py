@@ -11,6 +11,7 @@ from pyramid.httpexceptions import HTTPClientError, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from ..limits import check_record, record_limits
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..projects import create_project
 from ..records import InvalidRecord, build_stored_record, edit_annotations, name_problem, tag_list
@@ -57,8 +58,13 @@ def create_project_form(context: Root, request: Request):
 
 
 def save_annotations(request: Request, stored: StoredRecord, changes: dict) -> bool:
-    """Store the record with new reason/outcome/tags; True if anything changed."""
-    record = build_stored_record(stored.project_id, edit_annotations(stored.document, changes))
+    """Store the record with new reason/outcome/tags; True if anything changed.
+
+    Raises InvalidRecord, as a PUT would, for tags over the configured limits.
+    """
+    doc = edit_annotations(stored.document, changes)
+    check_record(doc, record_limits(request))
+    record = build_stored_record(stored.project_id, doc)
     if record.body == stored.body:
         return False
     request.storage.put_record(record, create=False)
@@ -130,7 +136,10 @@ def bulk_tag(context: Project, request: Request):
         current = stored.tags
         new = list(dict.fromkeys(current + tags)) if adding else [
             t for t in current if t not in tags]
-        changed += save_annotations(request, stored, {"tags": new})
+        try:
+            changed += save_annotations(request, stored, {"tags": new})
+        except InvalidRecord as exc:
+            flash(request, f"{label}: {exc.message}", "error")
     verb = "Tagged" if adding else "Untagged"
     flash(request, f"{verb} {changed} record(s) {'with' if adding else 'from'} "
           f"{', '.join(tags)}.")
