@@ -346,6 +346,40 @@ def test_a_committed_journal_left_by_a_dead_process_is_applied_on_start(fs, root
     assert check(store)["problems"] == []
 
 
+def _die_half_way_through_a_commit(root: str) -> None:
+    from backends.filesystem import files
+
+    store = open_store(Path(root))
+    real_write, writes = files.atomic_write, []
+
+    def write_then_die(target, text):
+        if writes:  # the record file is written; the index never will be
+            os._exit(3)
+        writes.append(target)
+        real_write(target, text)
+
+    journal.atomic_write = write_then_die
+    with transaction.manager:
+        store.put_record(rec("r1", tags=["t"]), create=True)
+
+
+def test_a_process_killed_half_way_through_applying_its_commit(fs, root):
+    child = multiprocessing.get_context("fork").Process(
+        target=_die_half_way_through_a_commit, args=(str(root),))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 3
+    assert (root / "projects/P/records/r1.json").exists() and "r1" not in index_of(root)
+    problems = check(fs)["problems"]
+    assert problems[0].startswith("interrupted commit")
+    assert any("have files but are not in the index: r1" in p for p in problems)
+    store = open_store(root)  # start-up applies the journal again
+    assert check(store)["problems"] == []
+    with transaction.manager:
+        assert store.query_records("P", RecordQuery(tags=["t"])).total == 1
+        assert store.get_project("P").record_count == 1
+
+
 def test_a_vote_without_commit_point_is_rolled_back(fs, root):
     txn = transaction.begin()
     fs.put_record(rec("r1"), create=True)
