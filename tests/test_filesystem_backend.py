@@ -15,6 +15,7 @@ from backends.filesystem import journal
 from backends.filesystem.paths import Layout, UnsafeName
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.cli import main as cli
+from pyramid_sumatra.plugins import PluginError
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.storage import Storage
 from pyramid_sumatra.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
@@ -67,6 +68,13 @@ def check(store: Storage, repair: bool = False) -> dict:
 
 
 # -- layout ------------------------------------------------------------------
+
+
+def test_a_missing_root_setting_is_a_clear_start_up_error(monkeypatch):
+    monkeypatch.delenv("SUMATRA_FILESYSTEM_ROOT", raising=False)
+    with pytest.raises(PluginError, match="sumatra.filesystem.root"):
+        build_storage(resolve_settings({"sumatra.backend": "filesystem"}))
+
 
 
 def test_layout_is_readable_json_files(fs, root):

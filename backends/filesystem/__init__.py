@@ -23,6 +23,7 @@ from typing import Any
 import transaction
 
 from pyramid_sumatra.hookspecs import hookimpl
+from pyramid_sumatra.plugins import PluginError
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.types import (
     ProjectInfo,
@@ -75,7 +76,8 @@ class FilesystemBackend:
     def __init__(self, settings: dict[str, Any]):
         root = settings.get("sumatra.filesystem.root")
         if not root:
-            raise ValueError("the filesystem backend needs sumatra.filesystem.root = DIRECTORY")
+            raise PluginError("the filesystem backend needs sumatra.filesystem.root = DIRECTORY "
+                              "(or SUMATRA_FILESYSTEM_ROOT)")
         self.layout = Layout(root)
         self.disk = Disk(self.layout)
 
