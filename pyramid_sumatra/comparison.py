@@ -79,6 +79,11 @@ def _keyed(docs: list[dict], key: str, name_of, value_of) -> list[Row]:
     per_doc: list[dict[str, str]] = []
     for doc in docs:
         entries = doc.get(key)
+        if isinstance(entries, str):  # old clients sent JSON text
+            try:
+                entries = json.loads(entries)
+            except ValueError:
+                entries = []
         entries = entries if isinstance(entries, list) else []
         per_doc.append({str(name_of(e)): value_of(e) for e in entries if isinstance(e, dict)})
     names = sorted(set().union(*per_doc)) if per_doc else []

@@ -406,3 +406,21 @@ def test_parse_parameters(parameters, expected):
 
 def test_flatten_uses_dotted_names():
     assert flatten({"a": {"b": {"c": 1}}, "d": 2, "e": {}}) == {"a.b.c": 1, "d": 2, "e": {}}
+
+
+@pytest.mark.parametrize("version", ["0.3", "0.4", "0.5", "0.6", "0.7"])
+def test_records_written_by_old_sumatra_versions_render(browser_app, storage, version):
+    from conftest import load_example
+
+    doc = load_example(f"example_{version}.json")
+    put_record(storage, "TestProject", doc)
+    page = browser_app.get(f"/TestProject/{doc['label']}/", headers=HTML)
+    assert page.html.select_one("h1").text == doc["label"]
+    for tag in doc["tags"] if isinstance(doc["tags"], list) else doc["tags"].split(","):
+        assert tag.strip() in page.html.select_one("dl.summary").text
+    if "data_key" in doc:
+        assert "data_key" in page.html.select_one("#other").text
+    compared = browser_app.get(f"/TestProject/@@compare?labels={doc['label']},20111013-172503",
+                               headers=HTML)
+    assert compared.html.select("#cmp-fields tr.differs")
+    assert browser_app.get("/TestProject/@@parameters", headers=HTML).status_int == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +183,23 @@ KNOWN_FIELDS = frozenset({
 
 
 def _entries(value: Any) -> list[dict]:
+    """List-of-objects fields; old clients sent some as JSON text (``"[]"``)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
     return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+
+def _other_fields(doc: dict) -> dict:
+    """Keys the page has no section for, and list fields it could not read as lists."""
+    other = {k: v for k, v in doc.items() if k not in KNOWN_FIELDS}
+    for name in ("input_data", "output_data", "dependencies", "platforms"):
+        value = doc.get(name)
+        if value not in (None, "", [], "[]") and not _entries(value):
+            other[name] = value
+    return other
 
 
 @view_config(context=Record, request_method="GET", permission=VIEW, representation="html",
@@ -206,7 +223,7 @@ def record_page(context, request: Request):
             "output_data": _entries(doc.get("output_data")),
             "dependencies": _entries(doc.get("dependencies")),
             "platforms": _entries(doc.get("platforms")),
-            "other": {k: v for k, v in doc.items() if k not in KNOWN_FIELDS},
+            "other": _other_fields(doc),
             "can_edit": request.has_permission(EDIT, context)}
 
 
