@@ -356,3 +356,17 @@ def assert_stored(base: str, project: str, tally: Tally) -> int:
     listed = set(project_labels(base, project))
     assert set(tally.acked) <= listed
     return landed
+
+
+def assert_check_clean(ini: Path, dead: int | None = None) -> None:
+    """``check`` is clean; or finds only temp files of the ``dead`` process (nothing
+    torn, no index or count off), which ``check --repair`` removes."""
+    done = cli(ini, "check")
+    if done.returncode and dead is not None:
+        problems = [line for line in done.stderr.splitlines() if "problem: " in line]
+        assert problems and all(f".{dead}." in line and line.endswith(".tmp")
+                                for line in problems), done.stderr
+        assert cli(ini, "check", "--repair").returncode == 0
+        done = cli(ini, "check")
+    assert done.returncode == 0, f"check found problems:\n{done.stdout}{done.stderr}"
+    assert "consistent" in done.stdout

@@ -25,10 +25,10 @@ from procs import (
     ServerProcess,
     Writers,
     add_test_user,
+    assert_check_clean,
     assert_stored,
     auth_header,
     check_5xx,
-    cli,
     free_port,
     get_record,
     http,
@@ -68,12 +68,6 @@ def store_settings(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         cleanup()
 
 
-def assert_check_clean(ini: Path) -> None:
-    done = cli(ini, "check")
-    assert done.returncode == 0, f"check found problems:\n{done.stdout}{done.stderr}"
-    assert "consistent" in done.stdout
-
-
 # -- (a) SIGKILL while 8 clients write --------------------------------------------------
 
 
@@ -82,6 +76,9 @@ def assert_check_clean(ini: Path) -> None:
 def test_sigkill_under_concurrent_writes(backend: str, tmp_path: Path):
     with store_settings(backend, tmp_path) as settings:
         server = ServerProcess(tmp_path, settings)
+        # Restarted as in production: no initdb at start-up, so nothing sweeps the store.
+        restarted = ServerProcess(tmp_path, {**settings, "sumatra.initdb": "false"},
+                                  name="restarted")
         add_test_user(server.ini)
         try:
             server.start()
@@ -97,18 +94,20 @@ def test_sigkill_under_concurrent_writes(backend: str, tmp_path: Path):
             assert len(tally.acked) >= 8, tally.statuses
             assert tally.connection_errors >= 1  # the kill did land mid-load
 
-            server.start()  # the same store
-            landed = assert_stored(server.url, "Crash", tally)
+            restarted.start()  # the same store
+            landed = assert_stored(restarted.url, "Crash", tally)
             # The store takes new writes after the crash.
-            res = put_record(server.url, "Crash", record_doc("after-restart"))
+            res = put_record(restarted.url, "Crash", record_doc("after-restart"))
             assert res.status == 201, res.body
-            server.stop()
-            assert_check_clean(server.ini)
+            restarted.stop()
+            assert_check_clean(restarted.ini, dead=server.proc.pid)
             print(f"{backend}: {tally.requests} PUTs, {len(tally.acked)} acknowledged, "
                   f"{tally.connection_errors} unanswered (killed), {landed} of those landed")
         finally:
             server.kill()
-        assert "Traceback" not in server.log, server.log[-3000:]
+            restarted.kill()
+        for process in (server, restarted):
+            assert "Traceback" not in process.log, process.log[-3000:]
 
 
 # -- (b) PostgreSQL stopped and started under load ---------------------------------------
