@@ -63,6 +63,13 @@ def test_a_session_in_the_browser(browser, storage):  # noqa: F811
     b.click_link("#clear-filters")
     assert len(labels(b)) == 4
 
+    # Free-text search; empty filter fields stay out of the URL.
+    b.find('#filters input[name="q"]').send_keys("gourd")
+    b.submit('#filters button[type="submit"]')
+    assert labels(b) == ["haggling"]
+    assert b.driver.current_url.endswith("/TestProject/?q=gourd")
+    b.go("/TestProject/")
+
     # Sort by label (ascending, then descending).
     b.click_link('th[data-col="label"] a')
     assert labels(b) == ["20111013-172503", "20111013-172514", "haggling", "haggling_repeat"]

@@ -131,7 +131,23 @@
       });
   }
 
+  /* The filter form leaves empty fields out of the URL (shorter links to share). */
+  function tidyFilters() {
+    var form = $("#filters");
+    if (!form) { return; }
+    form.addEventListener("submit", function () {
+      $$("input, select", form).forEach(function (field) {
+        if (!field.value || (field.name === "limit" && field.value === "50")) { field.disabled = true; }
+      });
+    });
+    // Coming back with the Back button shows the form as it was: usable again.
+    window.addEventListener("pageshow", function () {
+      $$("input, select", form).forEach(function (field) { field.disabled = false; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     columns(); selection(); confirmations(); copyButtons(); sortableTables(); toggles();
+    tidyFilters();
   });
 }());

@@ -215,7 +215,7 @@ def record_page(context, request: Request):
         tags = tag_list(doc.get("tags"))
     except ValueError:
         tags = []
-    record_url = request.resource_url(context.project, context.stored.label)
+    record_url = request.resource_url(context.project, context.stored.label, "")
     return {"project": context.project, "stored": context.stored, "record": doc,
             "record_url": record_url, "tags": tags,
             "parameters": parse_parameters(doc.get("parameters")),
