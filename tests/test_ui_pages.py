@@ -424,3 +424,13 @@ def test_records_written_by_old_sumatra_versions_render(browser_app, storage, ve
                                headers=HTML)
     assert compared.html.select("#cmp-fields tr.differs")
     assert browser_app.get("/TestProject/@@parameters", headers=HTML).status_int == 200
+
+
+def test_parameter_csv_neutralises_formulas(browser_app, storage):
+    put_record(storage, "TestProject2", record_doc("formula", parameters={
+        "content": '{"f": "=HYPERLINK(\\"http://x\\")", "neg": -3, "at": "@SUM(A1)"}',
+        "type": "JSONParameterSet"}))
+    rows = list(csv.DictReader(io.StringIO(
+        browser_app.get("/TestProject2/@@parameters.csv?labels=formula").text)))
+    assert rows == [{"label": "formula", "timestamp": "2024-01-31 10:15:00",
+                     "at": "'@SUM(A1)", "f": "'=HYPERLINK(\"http://x\")", "neg": "-3"}]

@@ -284,15 +284,27 @@ def parameters_page(context: Project, request: Request):
             "varying": varying, "limit": PARAMETER_TABLE_LIMIT}
 
 
+def csv_cell(value: str) -> str:
+    """Neutralise spreadsheet formulas (a cell starting ``=``, ``+``, ``-``, ``@``) unless
+    the value is a number: a shared CSV must not run anything when opened."""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 @view_config(context=Project, name="parameters.csv", request_method="GET", permission=VIEW)
 def parameters_csv(context: Project, request: Request) -> Response:
     _require_project(context)
     keys, rows, _ = parameter_rows(request, context)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["label", "timestamp", *keys])
+    writer.writerow(["label", "timestamp", *map(csv_cell, keys)])
     for row in rows:
-        writer.writerow([row["label"], row["timestamp"], *(row["values"].get(k, "") for k in keys)])
+        writer.writerow([row["label"], row["timestamp"],
+                         *(csv_cell(row["values"].get(k, "")) for k in keys)])
     response = Response(out.getvalue(), content_type="text/csv", charset="utf-8")
     response.content_disposition = f'attachment; filename="{context.id}-parameters.csv"'
     return response
