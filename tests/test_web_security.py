@@ -66,10 +66,19 @@ def test_content_security_policy_allows_only_own_scripts_and_styles():
 
 
 def test_pages_have_no_inline_script_or_style(app):
-    res = app.get("/TestProject/", headers={**basic(), "Accept": "text/html"})
-    assert not re.search(r"<script(?![^>]*\bsrc=)", res.text)
-    assert "<style" not in res.text and " style=" not in res.text
-    assert not re.search(r"\son[a-z]+=", res.text)  # no inline event handlers
+    """What the CSP would block: inline <script>, <style>, style= and on...= attributes."""
+    records = app.get("/TestProject/", headers={**basic(), "Accept": "application/json"})
+    record = records.json["records"][0].replace("http://localhost", "")
+    labels = ",".join(url.rstrip("/").rsplit("/", 1)[1] for url in records.json["records"][:2])
+    pages = ["/", "/TestProject/", record, "/TestProject/permissions/", "/TestProject/last/",
+             f"/TestProject/@@compare?labels={labels}", "/TestProject/@@parameters",
+             "/_login", "/_api/", "/nothing-here/"]
+    for page in pages:
+        res = app.get(page, headers={**basic(), "Accept": "text/html"}, status="*")
+        assert res.content_type == "text/html", page
+        assert not re.search(r"<script(?![^>]*\bsrc=)", res.text), page
+        assert "<style" not in res.text and " style=" not in res.text, page
+        assert not re.search(r"\son[a-z]+=", res.text), page  # no inline event handlers
 
 
 def test_hsts_when_served_over_https(make_app):  # noqa: F811
