@@ -79,7 +79,9 @@ def test_committed_file_is_the_generated_description():
 def test_every_served_route_is_described_and_vice_versa(wsgi_app):
     served = served_operations(wsgi_app.registry)
     described = described_operations(default_description())
-    assert served - described == set(), "served but not described"
+    assert served - described == set(), (
+        "served but not described: add them to pyramid_sumatra/openapi.py (_paths or "
+        "_browser_paths), then: python -m pyramid_sumatra.openapi > pyramid_sumatra/openapi.json")
     assert described - served == set(), "described but not served"
 
 
