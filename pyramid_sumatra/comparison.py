@@ -85,7 +85,15 @@ def _keyed(docs: list[dict], key: str, name_of, value_of) -> list[Row]:
             except ValueError:
                 entries = []
         entries = entries if isinstance(entries, list) else []
-        per_doc.append({str(name_of(e)): value_of(e) for e in entries if isinstance(e, dict)})
+        named: dict[str, str] = {}
+        for entry in (e for e in entries if isinstance(e, dict)):
+            name = str(name_of(entry))
+            n = 2
+            while name in named:  # the same path twice in one record: keep both
+                name = f"{name_of(entry)} #{n}"
+                n += 1
+            named[name] = value_of(entry)
+        per_doc.append(named)
     names = sorted(set().union(*per_doc)) if per_doc else []
     return [Row(n, [d.get(n, "") for d in per_doc]) for n in names]
 

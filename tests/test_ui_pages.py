@@ -320,6 +320,9 @@ def test_compare_highlights_differences(browser_app, storage):
     fields = {tr.select_one("th").text: tr["class"][0]
               for tr in html.select("#cmp-fields tr:not(.group)")}
     assert fields["Main file"] == "same" and fields["Reason"] == "differs"
+    # haggling lists example2.dat twice (two digests): both rows are kept.
+    outputs = [tr.select_one("th").text for tr in html.select("#cmp-outputs tr:not(.group)")]
+    assert outputs == ["example2.dat", "example2.dat #2"]
 
 
 def test_compare_needs_two_records(browser_app):
