@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 from typing import Any
 
@@ -43,6 +44,8 @@ from .files import storage_error
 from .paths import Layout, check_name, name_problem
 from .query import select as select_entries
 from .stage import FilesystemDataManager, ProjectStage
+
+log = logging.getLogger(__name__)
 
 
 def create_backend(settings: dict[str, Any]) -> FilesystemBackend:
@@ -80,6 +83,12 @@ class FilesystemBackend:
                               "(or SUMATRA_FILESYSTEM_ROOT)")
         self.layout = Layout(root)
         self.disk = Disk(self.layout)
+        # Finish commits a killed process left half-applied before anyone reads them
+        # (start-up without initdb too); an unreadable store is reported later, by use.
+        try:
+            journal.recover_all(self.layout)
+        except (OSError, ValueError, StorageConflict) as exc:
+            log.warning("could not finish interrupted commits in %s: %s", root, exc)
 
     # -- the transaction's staged state -------------------------------------------
 
