@@ -430,3 +430,27 @@ def test_connection_lost_at_commit_is_503_not_500():
                         status=201)
         finally:
             storage.dispose()
+
+
+# -- a write that keeps losing races ---------------------------------------------------------
+
+
+def test_conflict_left_after_the_retries_is_503_busy(testapp, wsgi_app, monkeypatch, caplog):
+    from pyramid_sumatra.types import StorageConflict
+
+    storage = wsgi_app.registry["sumatra.storage"]
+    calls = []
+
+    def always_conflicts(record, create):  # fault: another writer wins every time
+        calls.append(record.label)
+        raise StorageConflict(f"record {record.project_id}/{record.label} changed concurrently")
+
+    monkeypatch.setattr(storage, "put_record", always_conflicts)
+    res = testapp.put("/TestProject/hot/", json.dumps(record_doc("hot")),
+                      headers={**auth_header(),
+                               "Content-Type": "application/vnd.sumatra.record-v4+json"},
+                      status=503)
+    attempts = int(wsgi_app.registry.settings["retry.attempts"])
+    assert len(calls) == attempts > 1  # replayed by pyramid_retry, then given up
+    assert res.json["error"] == "storage busy" and res.headers["Retry-After"] == "1"
+    assert "unhandled error" not in caplog.text
