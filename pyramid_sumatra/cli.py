@@ -159,7 +159,10 @@ def cmd_copy(storage: Storage, args) -> str:
     # Both stores join this command's transaction; release the destination after it ends.
     transaction.get().addAfterCommitHook(lambda ok: destination.dispose())
     transaction.get().addAfterAbortHook(destination.dispose)
-    destination.initialize()
+    try:
+        destination.initialize()
+    except Exception as exc:  # noqa: BLE001 - any backend's failure, told to the operator
+        raise CommandError(f"cannot open the store of {args.destination}: {exc}") from None
     with _progress_bar(args, transfer.record_total(storage), "copy") as bar:
         try:
             done = transfer.copy(storage, destination, bar.update)
@@ -179,6 +182,8 @@ def cmd_dump(storage: Storage, args) -> str:
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
     return f"dumped {transfer.describe(done)} to {path}"

@@ -207,3 +207,9 @@ def test_not_a_dump(tmp_path, capsys):
     (tmp_path / "x.jsonl").write_text('{"hello": 1}\n')
     assert main([target, "load", str(tmp_path / "x.jsonl")]) == 1
     assert "not a dump" in capsys.readouterr().err
+
+
+def test_dump_to_a_missing_directory_is_a_clear_error(tmp_path, capsys):
+    source = sqlite_ini(tmp_path, "a")
+    assert main([source, "dump", str(tmp_path / "no" / "such" / "d.jsonl")]) == 1
+    assert "cannot write" in capsys.readouterr().err
