@@ -175,3 +175,24 @@ def test_cursor_is_stable_under_concurrent_inserts(store, project):
         cursor = page.next_cursor
     # Nothing seen twice, nothing that existed all along skipped, in order.
     assert rest == ["r05z", "r05b", "r05", "r04", "r03", "r02", "r01", "r00", "oldest"]
+
+
+@pytest.mark.parametrize("filters", [
+    {}, {"order": "label"}, {"tags": ["calib", "v1"]}, {"user": "ann"},
+    {"since": "2024-01-03 00:00:00", "order": "-duration"}, {"text": "probe"},
+])
+def test_labels_only_answers_the_same_labels(store, sample, filters):
+    """``labels_only`` lets a backend skip StoredRecords; the labels must not change."""
+    full = query(store, sample, **filters)
+    short = query(store, sample, labels_only=True, **filters)
+    assert short.all_labels() == labels(full)
+    assert short.total == full.total
+    pages, cursor = [], None
+    while True:
+        page = query(store, sample, labels_only=True, limit=2, cursor=cursor, **filters)
+        pages += page.all_labels()
+        assert page.total == full.total
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == labels(full)
