@@ -355,6 +355,10 @@ class SqlAlchemyBackend:
         order = [key.desc(), records.c.label.desc()] if descending else [key.asc(),
                                                                            records.c.label.asc()]
         stmt = select(*columns).where(*conditions).order_by(*order)
+        if labels_only and query.limit is None:  # the whole project: every label, no cursor
+            labels = self._first_column(select(records.c.label).where(*conditions)
+                                        .order_by(*order))
+            return RecordPage(records=[], labels=labels, total=len(labels))
         if query.limit is not None:
             stmt = stmt.limit(query.limit + 1)
         rows = self.db.execute(stmt).all()
@@ -374,6 +378,26 @@ class SqlAlchemyBackend:
         return RecordPage(
             records=[self._to_record(r, tags.get(r.id, []), query.with_body) for r in rows],
             next_cursor=next_cursor, total=total)
+
+    def _first_column(self, stmt) -> list:
+        """The first column of every row, read straight from the DBAPI cursor.
+
+        For 100,000 labels, SQLAlchemy building a Row for each doubled the time of the
+        project document. The statement is still compiled by SQLAlchemy for the dialect,
+        and runs in the session's transaction.
+        """
+        conn = self.conn
+        compiled = stmt.compile(dialect=conn.dialect,
+                                compile_kwargs={"render_postcompile": True})
+        params = compiled.construct_params()
+        if compiled.positional:
+            params = tuple(params[name] for name in compiled.positiontup)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(compiled.string, params)
+            return [row[0] for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def _tags_for_rows(self, project_id: str, rows) -> dict[int, list[str]]:
         if not rows:
