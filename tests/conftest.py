@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -68,11 +69,21 @@ class _PostgresDatabase:
             unavailable(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
 
     def create(self, prefix: str = "sumatra_test_") -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
-        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        """A new empty database named after this process; returns its SQLAlchemy URL."""
+        name = f"{prefix}{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with self.admin() as conn:
+            self._drop_orphans(conn)
             conn.execute(f'CREATE DATABASE "{name}"')
         return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+    @staticmethod
+    def _drop_orphans(conn) -> None:
+        """Drop databases left by test processes that died before their clean-up."""
+        names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'sumatra%'")
+        for (name,) in names.fetchall():
+            match = re.fullmatch(r"sumatra_[a-z_]+?_(\d+)_[0-9a-f]{8}", name)
+            if match and not Path(f"/proc/{match.group(1)}").exists():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def drop(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]
@@ -273,7 +284,8 @@ class LiveServer:
 
     def __init__(self, app, threads: int = 4):
         self.server = waitress.server.create_server(app, host="127.0.0.1", port=0,
-                                                    threads=threads, clear_untrusted_proxy_headers=True)
+                                                    threads=threads,
+                                                    clear_untrusted_proxy_headers=True)
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}/"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
