@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import transaction
-
 from conftest import DATA, POSTGRES
+
 from pyramid_sumatra import build_storage, resolve_settings, transfer
 from pyramid_sumatra.cli import main
 from pyramid_sumatra.demo import load_demo
