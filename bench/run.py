@@ -89,6 +89,7 @@ class BackendRun:
         self.results: list[wrk.Result] = []
         self.seeding: list[dict] = []
         self.rss_mb: float | None = None
+        self.failure: str | None = None
         self.auth = basic_auth(USER, PASSWORD)
         self.run_token = secrets.token_hex(3)
 
@@ -116,8 +117,15 @@ class BackendRun:
             self.server.stop()
             how, rate = "storage hooks", seed_direct(ini, PROJECT, start, stop)
             self.server.start()
+            self.warm_up(client)
         self.seeding.append({"from": start, "to": stop, "how": how, "records_per_s": round(rate)})
         log(f"{self.name}: seeded {start}..{stop} by {how}: {rate:.0f} records/s")
+
+    @staticmethod
+    def warm_up(client: Client) -> None:
+        """A fresh process verifies the password once (argon2) and fills its caches."""
+        for path in (f"/{PROJECT}/", "/"):
+            client.request("GET", path)
 
     def run(self, app_settings: dict[str, str], body_file: Path) -> None:
         port = free_port()
@@ -165,7 +173,7 @@ class BackendRun:
 
     def as_dict(self) -> dict:
         return {"results": [r.as_dict() for r in self.results], "seeding": self.seeding,
-                "rss_mb": self.rss_mb}
+                "rss_mb": self.rss_mb, "failed": self.failure}
 
 
 def mix_limit(limits: dict[str, float]) -> float:
@@ -235,11 +243,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             backend_dir = workdir / name
             backend_dir.mkdir()
-            run = BackendRun(name, plan, backend_dir, {})
+            run = BackendRun(name, plan, backend_dir, start_limits)  # ratios redone below
             log(f"{name}: starting")
-            with stores.fresh_store(name, backend_dir) as app_settings:
-                run.limits = start_limits  # provisional; ratios are redone with the mean below
-                run.run(app_settings, body_file)
+            try:
+                with stores.fresh_store(name, backend_dir) as app_settings:
+                    run.run(app_settings, body_file)
+            except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the rest
+                log(f"{name}: FAILED: {exc!r}")
+                run.failure = repr(exc)
             runs.append(run)
         log("limits, second measurement")
         second = measure_limits(workdir, plan, body_file)
@@ -258,10 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             if r.limit:
                 r.ratio = round(r.rps / limits[r.limit], 3)
         targets = report.check_targets(run.name, run.results, plan.levels, run.rss_mb)
+        if run.failure:
+            targets.append(report.Target(run.name, "the run completes", run.failure, False))
         all_results += run.results
         all_targets += targets
         data["backends"][run.name] = {**run.as_dict(),
                                       "targets": [t.as_dict() for t in targets]}
+        if run.failure:
+            print(f"\n== {run.name} ==  FAILED: {run.failure}")
         print(f"\n== {run.name} ==  seeding: " + "; ".join(
             f"{s['from']}..{s['to']} {s['how']} {s['records_per_s']}/s" for s in run.seeding)
             + f"; server RSS at the end {run.rss_mb} MB")
