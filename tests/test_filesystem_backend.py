@@ -184,6 +184,35 @@ def test_labels_only_pages_give_labels_in_order(fs):
     assert (page.labels, page.total, rest.labels) == (["c", "b"], 3, ["a"])
 
 
+@pytest.mark.parametrize("order", ["-timestamp", "timestamp"])
+@pytest.mark.parametrize("limit", [None, 1, 3, 7])
+def test_presorted_pages_equal_sorted_pages(order, limit):
+    import random
+
+    from backends.filesystem.disk import IndexState
+    from backends.filesystem.query import select
+
+    rng = random.Random(limit)
+    state = IndexState({f"r{i:02d}": {"timestamp": f"2024-01-0{rng.randint(1, 3)} 10:00:00"}
+                        for i in range(20)})
+    state.by_time  # noqa: B018 - sorted once, then kept up to date by updated()
+    state = state.updated({"r05": {"timestamp": "2024-01-02 10:00:00"},
+                           "new": {"timestamp": "2024-01-01 10:00:00"}}, ["r07"])
+    assert state.by_time == sorted((e["timestamp"], k) for k, e in state.entries.items())
+    pages = {True: [], False: []}
+    for presorted in pages:
+        cursor = None
+        while True:
+            query = RecordQuery(order=order, limit=limit, cursor=cursor)
+            page, cursor, total = select(state.entries, query,
+                                         (lambda: state.by_time) if presorted else None)
+            pages[presorted].append(([label for label, _ in page], total))
+            if cursor is None:
+                break
+    assert pages[True] == pages[False]
+    assert sum(len(labels) for labels, _ in pages[True]) == 20
+
+
 def test_a_savepoint_rolls_staged_writes_back(fs):
     with transaction.manager as txn:
         fs.put_record(rec("kept"), create=True)

@@ -250,12 +250,16 @@ class FilesystemBackend:
     @hookimpl
     @translate_errors
     def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
-        entries = self._entries(project_id)
-        page, next_cursor, total = select_entries(entries.items(), query)
+        st = self._stage(project_id)
+        if st is None and not name_problem(project_id):  # committed state: sorted keys cached
+            state = self.disk.index_state(project_id)
+            page, next_cursor, total = select_entries(
+                state.entries, query, by_time=lambda: state.by_time)
+        else:
+            page, next_cursor, total = select_entries(self._entries(project_id), query)
         if query.labels_only and not query.with_body:  # the project document needs no more
             return RecordPage(records=[], labels=[label for label, _ in page],
                               next_cursor=next_cursor, total=total)
-        st = self._stage(project_id)
         records = []
         for label, entry in page:
             if not query.with_body:

@@ -7,8 +7,10 @@ is the same one (same inode, size, mtime and random serial in its first bytes).
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyramid_sumatra.types import StoredRecord, UserInfo
@@ -18,11 +20,44 @@ from .files import read_json
 from .paths import Layout, name_problem
 
 
+@dataclass
+class IndexState:
+    """One version of a project's index, parsed, with what is derived from it lazily."""
+
+    entries: dict[str, dict]
+    lines: dict[str, str] = field(default_factory=dict)  # see codec.index_text
+    _by_time: list[tuple[str, str]] | None = None
+
+    @property
+    def by_time(self) -> list[tuple[str, str]]:
+        """``(timestamp, label)`` of every record in ascending order (sorted once per version)."""
+        if self._by_time is None:
+            self._by_time = sorted((e["timestamp"], label) for label, e in self.entries.items())
+        return self._by_time
+
+    def updated(self, changed: dict[str, dict], removed: list[str]) -> IndexState:
+        """The next version: a copy with ``changed`` entries set and ``removed`` ones gone."""
+        entries, lines = dict(self.entries), dict(self.lines)
+        by_time = None if self._by_time is None else list(self._by_time)
+        for label in [*removed, *changed]:
+            old = entries.pop(label, None)
+            lines.pop(label, None)
+            if old is not None and by_time is not None:
+                del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
+        for label, entry in changed.items():
+            entries[label] = entry
+            if by_time is not None:
+                bisect.insort(by_time, (entry["timestamp"], label))
+        return IndexState(entries, lines, by_time)
+
+
+EMPTY = IndexState({})
+
+
 class Disk:
     def __init__(self, layout: Layout):
         self.layout = layout
-        # project -> (file signature, entries, serialised lines of those entries)
-        self._indexes: dict[str, tuple[tuple, dict[str, dict], dict[str, str]]] = {}
+        self._indexes: dict[str, tuple[tuple, IndexState]] = {}  # project -> (signature, state)
         self._lock = threading.Lock()
 
     # -- projects ---------------------------------------------------------------
@@ -40,30 +75,29 @@ class Disk:
 
     def index(self, project_id: str) -> dict[str, dict]:
         """``{label: index entry}`` of a project (empty if none); do not modify it."""
-        return self.index_state(project_id)[0]
+        return self.index_state(project_id).entries
 
-    def index_state(self, project_id: str) -> tuple[dict[str, dict], dict[str, str]]:
-        """The entries and their cached lines (see codec.index_text); modify neither."""
+    def index_state(self, project_id: str) -> IndexState:
+        """The project's index as on disk now (cached while the file is unchanged)."""
         path = self.layout.index_file(project_id)
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            return {}, {}
+            return EMPTY
         with f:
             st = os.fstat(f.fileno())
             head = f.read(96)
             signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
             cached = self._indexes.get(project_id)
             if cached and cached[0] == signature:
-                return cached[1], cached[2]
-            entries = codec.parse_index((head + f.read()).decode("utf-8"))
+                return cached[1]
+            state = IndexState(codec.parse_index((head + f.read()).decode("utf-8")))
         with self._lock:
-            self._indexes[project_id] = (signature, entries, {})
-        return entries, {}
+            self._indexes[project_id] = (signature, state)
+        return state
 
-    def remember_index(self, project_id: str, entries: dict[str, dict],
-                       lines: dict[str, str]) -> None:
-        """Cache the index this process just wrote (saves parsing it again)."""
+    def remember_index(self, project_id: str, state: IndexState) -> None:
+        """Cache the index this process just wrote (saves parsing and sorting it again)."""
         try:
             with open(self.layout.index_file(project_id), "rb") as f:
                 st = os.fstat(f.fileno())
@@ -72,7 +106,7 @@ class Disk:
             return
         signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
         with self._lock:
-            self._indexes[project_id] = (signature, entries, lines)
+            self._indexes[project_id] = (signature, state)
 
     def read_index_uncached(self, project_id: str) -> dict[str, dict]:
         path = self.layout.index_file(project_id)

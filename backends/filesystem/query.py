@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import heapq
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -62,15 +63,25 @@ def _matches(query: RecordQuery) -> Callable[[Entry], bool]:
     return match
 
 
-def select(entries: Iterable[Entry], query: RecordQuery) -> tuple[list[Entry], str | None, int]:
-    """The page of entries ``query`` asks for, the next cursor, and the total match count."""
+def select(entries: dict[str, dict], query: RecordQuery,
+           by_time: Callable[[], list[tuple[str, str]]] | None = None
+           ) -> tuple[list[Entry], str | None, int]:
+    """The page of entries ``query`` asks for, the next cursor, and the total match count.
+
+    ``by_time`` gives every ``(timestamp, label)`` in ascending order, when the
+    caller has it at hand: then an unfiltered query by time (the project page,
+    the record list) needs no sort at all.
+    """
     descending = query.order.startswith("-")
     field = query.order.lstrip("-")
     if field not in SORTABLE:
         raise ValueError(f"cannot order by {field!r}; one of {', '.join(SORTABLE)}")
+    if by_time is not None and field == "timestamp" and not _filters(query):
+        return _select_by_time(entries, by_time(), query, descending)
     value = _sort_value(field)
     match = _matches(query)
-    matched = [item for item in entries if match(item)] if _filters(query) else list(entries)
+    items = entries.items()
+    matched = [item for item in items if match(item)] if _filters(query) else list(items)
     total = len(matched)
     keyed = [((value(item), item[0]), item) for item in matched]
     first = itemgetter(0)
@@ -91,6 +102,30 @@ def select(entries: Iterable[Entry], query: RecordQuery) -> tuple[list[Entry], s
         page = page[:query.limit]
         next_cursor = encode_cursor(list(keyed[query.limit - 1][0]))
     return page, next_cursor, total
+
+
+def _select_by_time(entries: dict[str, dict], ascending: list[tuple[str, str]],
+                    query: RecordQuery, descending: bool) -> tuple[list[Entry], str | None, int]:
+    """Slices of the presorted keys: the same answer as sorting, in O(page) after a bisect."""
+    start, stop = 0, len(ascending)
+    if query.cursor:
+        after = decode_cursor(query.cursor)
+        if not all(isinstance(v, str) for v in after):
+            raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}")
+        key = (after[0], after[1])
+        if descending:
+            stop = bisect.bisect_left(ascending, key)
+        else:
+            start = bisect.bisect_right(ascending, key)
+    keys = ascending[start:stop]
+    more = query.limit is not None and len(keys) > query.limit
+    if more:
+        keys = keys[-query.limit:] if descending else keys[:query.limit]
+    if descending:
+        keys = keys[::-1]
+    page = [(label, entries[label]) for _, label in keys]
+    next_cursor = encode_cursor(list(keys[-1])) if more else None
+    return page, next_cursor, len(entries)
 
 
 def _filters(query: RecordQuery) -> bool:

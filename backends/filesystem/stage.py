@@ -30,7 +30,7 @@ from pyramid_sumatra.types import (
 )
 
 from . import codec, journal
-from .disk import Disk
+from .disk import EMPTY, Disk, IndexState
 from .files import dumps_readable, remove, storage_error
 from .paths import Layout
 
@@ -77,8 +77,7 @@ class FilesystemDataManager:
         self._locks: journal.LockSet | None = None
         self._temp: Path | None = None
         self._ops: list[journal.Op] = []
-        # project -> (index entries, their lines) after this commit
-        self._indexes: dict[str, tuple[dict[str, dict], dict[str, str]]] = {}
+        self._indexes: dict[str, IndexState] = {}  # project -> its index after this commit
 
     # -- staging ----------------------------------------------------------------
 
@@ -165,9 +164,10 @@ class FilesystemDataManager:
             path = journal.commit(self.layout, self._temp, self.txid)
             self._temp = None
             try:
-                journal.finish(self.layout, path, self._ops, self._indexes)
-                for project_id, (entries, lines) in self._indexes.items():
-                    self.disk.remember_index(project_id, entries, lines)
+                journal.finish(self.layout, path, self._ops, {
+                    pid: (state.entries, state.lines) for pid, state in self._indexes.items()})
+                for project_id, state in self._indexes.items():
+                    self.disk.remember_index(project_id, state)
             except Exception:  # the journal is committed: recovery will finish the work
                 log.exception("applying journal %s failed; it will be applied again", path)
         finally:
@@ -236,11 +236,7 @@ class FilesystemDataManager:
         ops: list[journal.Op] = [{"op": "drop", "project": project_id}] \
             if st.drop and on_disk is not None else []
         base = None if st.drop else on_disk
-        entries: dict[str, dict] = {}
-        lines: dict[str, str] = {}  # serialised entries, reused from the last commit
-        if base is not None:
-            cached_entries, cached_lines = self.disk.index_state(project_id)
-            entries, lines = dict(cached_entries), dict(cached_lines)
+        current = EMPTY if base is None else self.disk.index_state(project_id)
         changed: dict[str, dict] = {}
         removed: list[str] = []
         # New files before the index lists them, files removed after it stops listing
@@ -249,19 +245,17 @@ class FilesystemDataManager:
         for label, record in sorted(st.records.items()):
             path = self.layout.relative(self.layout.record_file(project_id, label))
             if record is None:
-                if label in entries or base is not None:
+                if label in current.entries or base is not None:
                     deletes.append({"op": "delete", "path": path})
                     removed.append(label)
-                entries.pop(label, None)
-                lines.pop(label, None)
             else:
-                lines.pop(label, None)
                 ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
-                entries[label] = changed[label] = codec.index_entry(record)
+                changed[label] = codec.index_entry(record)
+        after = current.updated(changed, removed)
         if changed or removed or base is None:
             ops.append({"op": "index", "project": project_id, "reset": base is None,
                         "set": changed, "remove": removed})
-            self._indexes[project_id] = (entries, lines)
+            self._indexes[project_id] = after
         ops.extend(deletes)
         info = codec.to_project(base) if base is not None else st.create
         assert info is not None
@@ -275,7 +269,7 @@ class FilesystemDataManager:
                            description=st.meta.get("description", info.description),
                            created=info.created,
                            last_updated=max(info.last_updated, st.touched),
-                           record_count=len(entries))
+                           record_count=len(after.entries))
         ops.append({"op": "write", "path": self.layout.relative(
             self.layout.project_file(project_id)),
             "text": dumps_readable(codec.project_doc(info, grants))})
