@@ -82,17 +82,16 @@ def index_line(label: str, entry: dict) -> str:
             f"{json.dumps(entry, ensure_ascii=False, separators=(',', ':'))}")
 
 
-def index_text(entries: dict[str, dict], lines: dict[str, str] | None = None) -> str:
+def index_text(entries: dict[str, dict], lines: list[str] | None = None) -> str:
     """One line per record, sorted by label: cheap to parse and readable in a diff.
 
-    ``lines`` caches each entry's line between commits (only changed entries are
-    serialised again); missing lines are computed and added to it.
+    ``lines`` are the entries' lines in label order when the caller keeps them
+    (see ``disk.IndexState``): then nothing is serialised again.
     """
-    lines = {} if lines is None else lines
-    for label in entries.keys() - lines.keys():
-        lines[label] = index_line(label, entries[label])
+    if lines is None:
+        lines = [index_line(label, entries[label]) for label in sorted(entries)]
     head = json.dumps({"format": INDEX_FORMAT, "serial": secrets.token_hex(8)})
-    body = ",\n".join(lines[label] for label in sorted(entries))
+    body = ",\n".join(lines)
     return f'{head[:-1]}, "records": {{\n{body}\n}}}}\n'
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyramid_sumatra.types import StoredRecord, UserInfo
@@ -22,33 +22,56 @@ from .paths import Layout, name_problem
 
 @dataclass
 class IndexState:
-    """One version of a project's index, parsed, with what is derived from it lazily."""
+    """One version of a project's index, parsed, with what is derived from it lazily.
+
+    Derived lists (keys by time for paging, labels and serialised lines in file
+    order for writing) are built once, then carried to the next version by
+    ``updated`` with bisect, so a commit to a large project touches only its records.
+    """
 
     entries: dict[str, dict]
-    lines: dict[str, str] = field(default_factory=dict)  # see codec.index_text
     _by_time: list[tuple[str, str]] | None = None
+    _labels: list[str] | None = None
+    _lines: list[str] | None = None
 
     @property
     def by_time(self) -> list[tuple[str, str]]:
-        """``(timestamp, label)`` of every record in ascending order (sorted once per version)."""
+        """``(timestamp, label)`` of every record in ascending order."""
         if self._by_time is None:
             self._by_time = sorted((e["timestamp"], label) for label, e in self.entries.items())
         return self._by_time
 
+    def text(self) -> str:
+        """The index file's text."""
+        if self._lines is None:
+            self._labels = sorted(self.entries)
+            self._lines = [codec.index_line(label, self.entries[label]) for label in self._labels]
+        return codec.index_text(self.entries, self._lines)
+
     def updated(self, changed: dict[str, dict], removed: list[str]) -> IndexState:
         """The next version: a copy with ``changed`` entries set and ``removed`` ones gone."""
-        entries, lines = dict(self.entries), dict(self.lines)
+        entries = dict(self.entries)
         by_time = None if self._by_time is None else list(self._by_time)
+        labels = None if self._labels is None else list(self._labels)
+        lines = None if self._lines is None else list(self._lines)
         for label in [*removed, *changed]:
             old = entries.pop(label, None)
-            lines.pop(label, None)
-            if old is not None and by_time is not None:
+            if old is None:
+                continue
+            if by_time is not None:
                 del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
+            if labels is not None and lines is not None:
+                at = bisect.bisect_left(labels, label)
+                del labels[at], lines[at]
         for label, entry in changed.items():
             entries[label] = entry
             if by_time is not None:
                 bisect.insort(by_time, (entry["timestamp"], label))
-        return IndexState(entries, lines, by_time)
+            if labels is not None and lines is not None:
+                at = bisect.bisect_left(labels, label)
+                labels.insert(at, label)
+                lines.insert(at, codec.index_line(label, entry))
+        return IndexState(entries, by_time, labels, lines)
 
 
 EMPTY = IndexState({})

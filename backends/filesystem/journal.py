@@ -100,12 +100,11 @@ def commit(layout: Layout, temp: Path, txid: str) -> Path:
     return path
 
 
-def apply(layout: Layout, ops: list[Op],
-          indexes: dict[str, tuple[dict, dict]] | None = None) -> None:
+def apply(layout: Layout, ops: list[Op], indexes: dict[str, str] | None = None) -> None:
     """Perform ``ops`` (idempotently) and make them durable.
 
-    ``indexes`` are the resulting project indexes when the caller computed them
-    (a live commit); recovery rebuilds them from the file on disk and the diff.
+    ``indexes`` are the texts of the resulting project indexes when the caller
+    has them (a live commit); recovery rebuilds them from the file on disk and the diff.
     """
     dirs: set[Path] = set()
 
@@ -131,18 +130,19 @@ def apply(layout: Layout, ops: list[Op],
             dirs.add(target.parent)
         elif kind == "index":
             target = layout.index_file(op["project"])
-            entries, lines = {}, {}
             if indexes is not None and op["project"] in indexes:
-                entries, lines = indexes[op["project"]]
+                text = indexes[op["project"]]
             else:
+                entries = {}
                 if not op["reset"]:
                     with suppress(FileNotFoundError):
                         entries = codec.parse_index(target.read_text(encoding="utf-8"))
                 for label in op["remove"]:
                     entries.pop(label, None)
                 entries.update(op["set"])
+                text = codec.index_text(entries)
             touched(target)
-            atomic_write(target, codec.index_text(entries, lines))
+            atomic_write(target, text)
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
@@ -151,7 +151,7 @@ def apply(layout: Layout, ops: list[Op],
 
 
 def finish(layout: Layout, path: Path, ops: list[Op],
-           indexes: dict[str, tuple[dict, dict]] | None = None) -> None:
+           indexes: dict[str, str] | None = None) -> None:
     apply(layout, ops, indexes)
     remove(path)
     fsync_dir(layout.journal)

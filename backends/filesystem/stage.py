@@ -165,7 +165,7 @@ class FilesystemDataManager:
             self._temp = None
             try:
                 journal.finish(self.layout, path, self._ops, {
-                    pid: (state.entries, state.lines) for pid, state in self._indexes.items()})
+                    pid: state.text() for pid, state in self._indexes.items()})
                 for project_id, state in self._indexes.items():
                     self.disk.remember_index(project_id, state)
             except Exception:  # the journal is committed: recovery will finish the work
