@@ -95,6 +95,7 @@ def main(global_config: dict[str, Any] | None = None, **settings: Any):
             as config:
         config.include("pyramid_tm")
         config.include("pyramid_retry")
+        config.include(".retry")
         config.include("pyramid_jinja2")
         config.include(".intent")
         config.add_jinja2_renderer(".html")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import types
 import urllib.error
 import urllib.request
 
+import webtest
 from conftest import V4, basic, load_example
+
+import pyramid_sumatra
+from pyramid_sumatra.hookspecs import hookimpl
+from pyramid_sumatra.types import StorageConflict
 
 
 def put(url: str, doc: dict) -> int:
@@ -45,3 +52,35 @@ def test_concurrent_creates_of_one_label(live_server):
                                      headers={**basic(), "Accept": "application/json"})
     with urllib.request.urlopen(request) as response:
         assert len(json.loads(response.read())["records"]) == 1
+
+
+class ConflictTwice:
+    """A wrapper plugin: the first two record writes lose a (simulated) race."""
+
+    def __init__(self):
+        self.calls = 0
+
+    @hookimpl(wrapper=True)
+    def sumatra_put_record(self, record, create):
+        self.calls += 1
+        if self.calls <= 2:
+            raise StorageConflict("simulated concurrent writer")
+        return (yield)
+
+
+def test_lost_race_is_replayed_after_a_growing_pause(app_settings, demo, monkeypatch):
+    plugin = ConflictTwice()
+    module = types.ModuleType("conflict_twice_for_test")
+    module.plugin = lambda settings: plugin
+    monkeypatch.setitem(sys.modules, "conflict_twice_for_test", module)
+    pauses: list[float] = []
+    monkeypatch.setattr("pyramid_sumatra.retry.time.sleep", pauses.append)
+    app = webtest.TestApp(pyramid_sumatra.main(
+        {}, **app_settings, **{"sumatra.plugins": "conflict_twice_for_test:plugin"}))
+    doc = {**load_example("example_0.7.json"), "label": "replayed"}
+    doc.pop("project_id", None)
+    app.put("/Replay/replayed/", json.dumps(doc),
+            headers={**basic(), "Content-Type": V4.format("record")}, status=201)
+    assert plugin.calls == 3
+    assert len(pauses) == 2 and 0 <= pauses[0] <= 0.01 and 0 <= pauses[1] <= 0.02
+    assert app.get("/Replay/replayed/", headers=basic()).json == doc

@@ -1,0 +1,24 @@
+"""A growing random pause before pyramid_retry replays a request that lost a write race.
+
+Without it, writers that collided replay at once and collide again until the
+attempts run out (seen with 16 clients rewriting one label through two processes).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from pyramid.config import Configurator
+from pyramid_retry import IBeforeRetry
+
+BASE_DELAY = 0.01  # seconds; doubled for each attempt already made
+
+
+def pause_before_retry(event) -> None:
+    attempt = event.environ.get("retry.attempt", 0)
+    time.sleep(random.uniform(0, BASE_DELAY * 2 ** attempt))
+
+
+def includeme(config: Configurator) -> None:
+    config.add_subscriber(pause_before_retry, IBeforeRetry)
