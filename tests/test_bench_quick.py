@@ -51,3 +51,24 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
     for scenario, _ in expected:
         assert scenario in done.stdout
     assert done.stdout.count("PASS") + done.stdout.count("FAIL") >= len(targets)
+
+
+def test_labels_only_listing_matches_the_full_query(storage):
+    """The fast path of the project document (labels only) answers what the full query does."""
+    import transaction
+
+    from pyramid_sumatra.records import build_stored_record
+    from pyramid_sumatra.types import ProjectInfo, RecordQuery
+
+    with transaction.manager:
+        storage.put_project(ProjectInfo(id="p"))
+        for i, tags in enumerate([["a", "b"], ["b"], ["c"], ["a"], []]):
+            doc = {"label": f"l{i}", "timestamp": f"2024-01-0{i + 1} 10:00:00", "tags": tags}
+            storage.put_record(build_stored_record("p", doc), create=True)
+    with transaction.manager:
+        for tags in (["a", "b"], ["a"], ["c"], ["zz"], None):
+            fast = storage.query_records("p", RecordQuery(tags=tags, labels_only=True))
+            full = storage.query_records("p", RecordQuery(tags=tags))
+            assert fast.all_labels() == [r.label for r in full.records]
+        assert storage.query_records("p", RecordQuery(tags=["a", "b"], labels_only=True)
+                                     ).all_labels() == ["l3", "l1", "l0"]
