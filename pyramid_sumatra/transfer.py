@@ -6,7 +6,7 @@ revisions kept, so ETags survive), through the storage hooks only: any backend t
 backend. Each ends by verifying the destination: the same counts, and per project the
 same sha256 over its records' labels, revisions and documents. The documents are
 compared in canonical form (sorted keys), because a backend may re-serialise a body
-(PostgreSQL's JSONB reorders keys).
+(a backend may re-serialise bodies).
 
 What the hooks cannot carry: a project's ``created`` and ``last_updated`` become the
 time of the copy; projects are written oldest first, so their order is kept.

@@ -1,6 +1,6 @@
-"""Record bodies at the HTTP level on every backend (JSONB on PostgreSQL re-serialises them).
+"""Record bodies at the HTTP level on every backend (a backend may re-serialise them).
 
-PostgreSQL's JSONB reorders keys and cannot hold NUL characters: the app refuses
+PostgreSQL cannot hold NUL characters: the app refuses
 NULs with a 400 for every backend alike, and never lets a re-serialised body change
 a record's ETag.
 """

@@ -6,8 +6,6 @@ Alembic migrations (``migrations/versions``) must produce exactly these tables;
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import (
     Boolean,
     Column,
@@ -20,18 +18,28 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    cast,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
+
+
+class PgJsonText(UserDefinedType):
+    """PostgreSQL ``json``: validated on the way in, kept verbatim (no Python parsing)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "JSON"
 
 
 class JsonDocument(TypeDecorator):
-    """A JSON document exchanged as text: TEXT on SQLite, JSONB on PostgreSQL.
+    """A JSON document exchanged as text: TEXT on SQLite, ``json`` on PostgreSQL.
 
-    JSONB validates and indexes the document, but keeps neither key order nor
-    whitespace: what comes back is the same document, re-serialised compactly
-    (``separators=(",", ":")``, ``ensure_ascii=False``), like the app's own form.
-    JSONB cannot hold NUL characters; ``records.build_stored_record`` refuses them.
+    PostgreSQL's ``json`` validates the document and keeps its text exactly as sent,
+    so numbers survive digit for digit (``jsonb`` turned 6.68e+250 into a 251-digit
+    integer) and key order is kept; ``->``/``->>`` still query it. Bodies go in as
+    text cast to ``json`` and come out cast to text: never parsed in Python.
+    PostgreSQL cannot hold NUL characters; ``records.build_stored_record`` refuses them.
     """
 
     impl = Text
@@ -39,18 +47,12 @@ class JsonDocument(TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(JSONB(none_as_null=True))
+            return dialect.type_descriptor(PgJsonText())
         return dialect.type_descriptor(Text())
 
-    def process_bind_param(self, value, dialect):
-        if value is not None and dialect.name == "postgresql":
-            return json.loads(value)  # JSONB's own bind processor serialises it again
-        return value
-
-    def process_result_value(self, value, dialect):
-        if value is not None and not isinstance(value, str):
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return value
+    def column_expression(self, column):
+        # Read the stored text as it is (psycopg would parse ``json`` into dicts).
+        return cast(column, Text)
 
 
 metadata = MetaData(naming_convention={
