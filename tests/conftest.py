@@ -295,13 +295,16 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        # Close every channel (clients' keep-alive connections too) inside the loop's
-        # own thread: the loop then ends at once, instead of the join timing out
-        # and the loop selecting on closed sockets.
+        # First let the worker threads finish (a worker still finishing a request
+        # would write to the trigger and sockets after they are closed, and so into
+        # whatever reuses those descriptor numbers). Then close every channel
+        # (clients' keep-alive connections too) inside the loop's own thread: the
+        # loop ends at once, instead of the join timing out and the loop selecting
+        # on closed sockets.
         server = self.server
+        server.task_dispatcher.shutdown()
         server.trigger.pull_trigger(lambda: waitress.wasyncore.close_all(server._map))
         self.thread.join(timeout=5)
-        server.task_dispatcher.shutdown()
 
 
 @pytest.fixture
