@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from pyramid.config import Configurator
-from pyramid.httpexceptions import HTTPBadRequest, HTTPNotModified, HTTPPreconditionFailed
 from pyramid.events import NewResponse
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNotModified, HTTPPreconditionFailed
 from pyramid.request import Request
 from pyramid.response import Response
 from webob.etag import ETagMatcher
