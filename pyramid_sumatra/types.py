@@ -67,6 +67,11 @@ class StoredRecord:
         return json.loads(self.body)
 
 
+#: Index fields a :class:`RecordQuery` may be ordered by.
+SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
+            "outcome", "duration")
+
+
 @dataclass
 class RecordQuery:
     """What to select from a project's records.

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import bisect
 import heapq
-import json
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from pyramid_sumatra.types import RecordQuery
-
-SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
-            "outcome", "duration")
+from pyramid_sumatra.cursors import decode_cursor, encode_cursor
+from pyramid_sumatra.types import SORTABLE, RecordQuery
 
 Entry = tuple[str, dict]  # (label, index entry)
-
-
-def encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError(f"malformed cursor {cursor!r}") from None
-    if not isinstance(values, list) or len(values) != 2:
-        raise ValueError(f"malformed cursor {cursor!r}")
-    return values
 
 
 def _sort_value(field: str) -> Callable[[Entry], Any]:

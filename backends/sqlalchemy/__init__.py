@@ -6,9 +6,7 @@ scoped session; nothing is committed by the backend itself.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,13 @@ from typing import Any
 import transaction
 import zope.sqlalchemy
 
+from pyramid_sumatra.cursors import decode_cursor, encode_cursor
 from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.intent import write_intent
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.types import (
     ANONYMOUS,
+    SORTABLE,
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -39,8 +39,6 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from .migrate import upgrade
 from .schema import grants, projects, record_tags, records, users
 
-SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
-            "outcome", "duration")
 _SUMMARY_COLUMNS = [records.c[name] for name in (
     "id", "project_id", "label", "revision", "timestamp", "user", "main_file", "version",
     "executable", "reason", "outcome", "duration")]
@@ -158,21 +156,6 @@ def _translate_outside_hooks(context) -> None:
         error = storage_error(exc)
         if error is not None:
             raise error
-
-
-def encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError(f"malformed cursor {cursor!r}") from None
-    if not isinstance(values, list) or len(values) != 2:
-        raise ValueError(f"malformed cursor {cursor!r}")
-    return values
 
 
 class SqlAlchemyBackend:

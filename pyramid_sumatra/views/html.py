@@ -23,7 +23,7 @@ from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
-from ..types import ANONYMOUS, ROLES, RecordQuery, StoredRecord
+from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error
 from .projects import parse_tags, visible_projects
 
@@ -36,8 +36,6 @@ COLUMNS = (
     ("version", "Version"), ("executable", "Executable"), ("duration", "Duration"),
     ("user", "User"),
 )
-SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
-            "outcome", "duration")
 #: Most records the parameter table reads bodies of (it needs every body).
 PARAMETER_TABLE_LIMIT = 500
 MAX_COMPARE = 12

@@ -10,19 +10,19 @@ reason a real backend uses a database or files.
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import transaction
 
+from pyramid_sumatra.cursors import decode_cursor, encode_cursor
 from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.types import (
+    SORTABLE,
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -30,9 +30,6 @@ from pyramid_sumatra.types import (
     StoredRecord,
     UserInfo,
 )
-
-SORTABLE = ("timestamp", "label", "user", "main_file", "version", "executable", "reason",
-            "outcome", "duration")
 
 
 def create_backend(settings: dict[str, Any]) -> MemoryBackend:
@@ -98,20 +95,6 @@ class _Snapshot:
             self.holding_lock = False
             self.backend.lock.release()
         self.backend.local.snapshot = None
-
-
-def _encode_cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> list:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError:
-        raise ValueError(f"malformed cursor {cursor!r}") from None
-    if not isinstance(values, list) or len(values) != 2:
-        raise ValueError(f"malformed cursor {cursor!r}")
-    return values
 
 
 def _copy(record: StoredRecord, with_body: bool = True) -> StoredRecord:
@@ -224,12 +207,12 @@ class MemoryBackend:
         matches.sort(key=key, reverse=descending)
         total = len(matches)
         if query.cursor:
-            after = tuple(_decode_cursor(query.cursor))
+            after = tuple(decode_cursor(query.cursor))
             matches = [r for r in matches if (key(r) < after if descending else key(r) > after)]
         next_cursor = None
         if query.limit is not None and len(matches) > query.limit:
             matches = matches[:query.limit]
-            next_cursor = _encode_cursor(list(key(matches[-1])))
+            next_cursor = encode_cursor(list(key(matches[-1])))
         return RecordPage(records=[_copy(r, query.with_body) for r in matches],
                           next_cursor=next_cursor, total=total)
 
