@@ -52,6 +52,10 @@ def check_targets(backend: str, results: list[Result], levels: list[int],
     tags = find(results, f"GET project ?tags=rare ({middle} records)")
     if tags:
         add(f"?tags= on {middle} records p50 <= 20 ms", f"{tags.p50_ms} ms", tags.p50_ms <= 20)
+    page = find(results, f"GET project page, HTML ({middle} records)")
+    if page:
+        add(f"project page HTML ({middle} records) p50 <= 200 ms", f"{page.p50_ms} ms",
+            page.p50_ms <= 200)
     if rss_mb is not None:
         add(f"server RSS after {large} records <= 250 MB", f"{rss_mb:.0f} MB", rss_mb <= 250)
     at32 = [r for r in results if r.concurrency >= 32]

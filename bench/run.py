@@ -29,6 +29,7 @@ USER, PASSWORD = "bench", "bench-password"
 RECORD_ACCEPT = "application/vnd.sumatra.record-v4+json, application/json"
 PROJECT_ACCEPT = "application/vnd.sumatra.project-v4+json, application/json"
 LIST_ACCEPT = "application/vnd.sumatra.project-list-v4+json, application/json"
+HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 @dataclass
@@ -165,6 +166,9 @@ class BackendRun:
                 self.scenario(f"GET project ?tags={RARE_TAG} ({level} records)",
                               f"/{PROJECT}/?tags={RARE_TAG}", "get.lua", concurrency=1,
                               BENCH_ACCEPT=PROJECT_ACCEPT)
+                # What a browser gets: the record table's first page (issue: < 200 ms).
+                self.scenario(f"GET project page, HTML ({level} records)", f"/{PROJECT}/",
+                              "get.lua", concurrency=1, BENCH_ACCEPT=HTML_ACCEPT)
                 for mc in plan.mix_concurrency:
                     self.scenario(f"mix 90% GET / 10% PUT ({level} records)", "/", "mix.lua",
                                   concurrency=mc, limit="MIX", BENCH_COUNT=str(level),

@@ -35,6 +35,7 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
         ("PUT new record", 8),
         ("GET / (project list)", 8),
         (f"GET project ?tags=rare ({levels[1]} records)", 1),
+        (f"GET project page, HTML ({levels[1]} records)", 1),
         *((f"mix 90% GET / 10% PUT ({levels[1]} records)", c) for c in (1, 8, 32)),
     }
     assert got == expected
@@ -45,7 +46,7 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
     assert set(report["limits"]["used_rps"]) == {"GET", "PUT", "MIX"}
     assert all(r["ratio"] > 0 for r in results if r["limit"])
     targets = report["backends"]["sqlite"]["targets"]
-    assert len(targets) == 7 and all(isinstance(t["passed"], bool) for t in targets)
+    assert len(targets) == 8 and all(isinstance(t["passed"], bool) for t in targets)
     assert report["backends"]["sqlite"]["rss_mb"] > 0
     # The table on screen names every scenario and every target.
     for scenario, _ in expected:
