@@ -11,7 +11,12 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
-from pyramid.httpexceptions import HTTPBadRequest, HTTPNotModified, HTTPPreconditionFailed
+from pyramid.httpexceptions import (
+    HTTPBadRequest,
+    HTTPNotFound,
+    HTTPNotModified,
+    HTTPPreconditionFailed,
+)
 from pyramid.request import Request
 from pyramid.response import Response
 from webob.etag import ETagMatcher
@@ -48,6 +53,12 @@ def representation(request: Request, context) -> Representation | None:
 
 def json_error(exc_class, error: str, detail: str, **kw) -> Exception:
     return exc_class(json_body={"error": error, "detail": detail}, **kw)
+
+
+def require_project(project) -> None:
+    """404 (to anyone allowed this far) when the project does not exist."""
+    if not project.exists:
+        raise json_error(HTTPNotFound, "not found", f"no project {project.id!r}")
 
 
 def bad_request(exc: InvalidRecord) -> HTTPBadRequest:

@@ -24,7 +24,7 @@ from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
 from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
-from . import json_error
+from . import json_error, require_project
 from .projects import parse_tags, visible_projects
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -39,11 +39,6 @@ COLUMNS = (
 #: Most records the parameter table reads bodies of (it needs every body).
 PARAMETER_TABLE_LIMIT = 500
 MAX_COMPARE = 12
-
-
-def _require_project(project: Project) -> None:
-    if not project.exists:
-        raise json_error(HTTPNotFound, "not found", f"no project {project.id!r}")
 
 
 # -- the project list ---------------------------------------------------------------
@@ -135,7 +130,7 @@ def _date(value: str | None) -> str:
 
 def records_page(request: Request, context, project: Project,
                  tags: list[str] | None) -> dict:
-    _require_project(project)
+    require_project(project)
     filters = Filters.from_request(request, tags)
     cursor = request.GET.get("cursor") or None
     try:
@@ -205,7 +200,7 @@ def _other_fields(doc: dict) -> dict:
 @view_config(context=Last, request_method="GET", permission=VIEW, representation="html",
              renderer="record.html")
 def record_page(context, request: Request):
-    _require_project(context.project)
+    require_project(context.project)
     if context.stored is None:
         raise json_error(HTTPNotFound, "not found", "no such record")
     doc = context.stored.document
@@ -238,7 +233,7 @@ def requested_labels(request: Request) -> list[str]:
 @view_config(context=Project, name="compare", request_method="GET", permission=VIEW,
              renderer="compare.html")
 def compare_page(context: Project, request: Request):
-    _require_project(context)
+    require_project(context)
     labels = requested_labels(request)[:MAX_COMPARE]
     records = [request.storage.get_record(context.id, label) for label in labels]
     missing = [label for label, r in zip(labels, records, strict=True) if r is None]
@@ -275,7 +270,7 @@ def parameter_rows(request: Request, project: Project) -> tuple[list[str], list[
 @view_config(context=Project, name="parameters", request_method="GET", permission=VIEW,
              renderer="parameters.html")
 def parameters_page(context: Project, request: Request):
-    _require_project(context)
+    require_project(context)
     keys, rows, truncated = parameter_rows(request, context)
     varying = {k for k in keys if len({r["values"].get(k, "") for r in rows}) > 1}
     return {"project": context, "keys": keys, "rows": rows, "truncated": truncated,
@@ -295,7 +290,7 @@ def csv_cell(value: str) -> str:
 
 @view_config(context=Project, name="parameters.csv", request_method="GET", permission=VIEW)
 def parameters_csv(context: Project, request: Request) -> Response:
-    _require_project(context)
+    require_project(context)
     keys, rows, _ = parameter_rows(request, context)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -314,7 +309,7 @@ def parameters_csv(context: Project, request: Request) -> Response:
 @view_config(context=Permissions, request_method="GET", permission=VIEW, representation="html",
              renderer="permissions.html")
 def permissions_page(context: Permissions, request: Request):
-    _require_project(context.project)
+    require_project(context.project)
     if request.authenticated_userid is None:
         raise HTTPForbidden()  # usernames never reach anonymous callers
     grants = context.project.grants

@@ -12,12 +12,7 @@ from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
 from ..projects import admins
 from ..resources import Permissions
 from ..types import ANONYMOUS, ROLES
-from . import json_error, read_json, render_json, representation
-
-
-def _require(context: Permissions) -> None:
-    if not context.project.exists:
-        raise json_error(HTTPNotFound, "not found", f"no project {context.project.id!r}")
+from . import json_error, read_json, render_json, representation, require_project
 
 
 def permissions_document(context: Permissions) -> dict:
@@ -29,7 +24,7 @@ def permissions_document(context: Permissions) -> dict:
 
 @view_config(context=Permissions, request_method="GET", permission=VIEW, representation="json")
 def get_permissions(context: Permissions, request: Request):
-    _require(context)
+    require_project(context.project)
     if request.authenticated_userid is None:
         raise HTTPForbidden()  # usernames never reach anonymous callers (becomes 401)
     text, revision = document_text(permissions_document(context))
@@ -58,7 +53,7 @@ def _done(request: Request, context: Permissions):
 
 @view_config(context=Permissions, request_method="POST", permission=MANAGE)
 def grant(context: Permissions, request: Request):
-    _require(context)
+    require_project(context.project)
     data = _grant_request(request)
     apply_grant(request, context, data.get("user"), data.get("role") or DEFAULT_ROLE)
     return _done(request, context)
@@ -84,7 +79,7 @@ def apply_grant(request: Request, context: Permissions, user, role) -> None:
 
 @view_config(context=Permissions, request_method="DELETE", permission=MANAGE)
 def revoke(context: Permissions, request: Request):
-    _require(context)
+    require_project(context.project)
     user = request.GET.get("user")
     if not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user: ?user=NAME")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent, HTTPNotFound
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent
 from pyramid.request import Request
 from pyramid.view import view_config
 
@@ -13,7 +13,7 @@ from ..projects import create_project, update_project
 from ..records import unstorable
 from ..resources import Project, Root, TagSet
 from ..types import ANONYMOUS, RecordQuery
-from . import json_error, read_json, render_json, representation
+from . import json_error, read_json, render_json, representation, require_project
 
 MAX_PAGE = 100_000
 
@@ -37,11 +37,6 @@ def project_list(context, request):
                        body=text)
 
 
-def _require_project(project: Project) -> None:
-    if not project.exists:
-        raise json_error(HTTPNotFound, "not found", f"no project {project.id!r}")
-
-
 def parse_tags(request: Request) -> list[str] | None:
     raw = request.GET.get("tags")
     if raw is None:
@@ -61,7 +56,7 @@ def parse_limit(request: Request) -> int | None:
 
 def _project_response(request: Request, context, project: Project, tags: list[str] | None,
                       tags_given: str | None):
-    _require_project(project)
+    require_project(project)
     query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"),
                         labels_only=True)
     try:
@@ -118,7 +113,7 @@ def _project_json(request: Request, context: Project):
 
 @view_config(context=Project, request_method="DELETE", permission=MANAGE)
 def delete_project(context: Project, request):
-    _require_project(context)
+    require_project(context)
     request.storage.delete_project(context.id)
     return HTTPNoContent()
 
@@ -130,7 +125,7 @@ def get_tagset(context: TagSet, request):
 
 @view_config(context=TagSet, request_method="DELETE", permission=EDIT)
 def delete_tagset(context: TagSet, request):
-    _require_project(context.project)
+    require_project(context.project)
     count = request.storage.delete_records_by_tag(context.project.id, context.tag)
     request.response.content_type = "text/plain"
     request.response.charset = "utf-8"

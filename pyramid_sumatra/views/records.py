@@ -12,12 +12,19 @@ from ..permissions import EDIT, VIEW
 from ..projects import create_project
 from ..records import InvalidRecord, prepare_put
 from ..resources import Last, Record
-from . import bad_request, check_if_match, json_error, read_json, render_json, representation
+from . import (
+    bad_request,
+    check_if_match,
+    json_error,
+    read_json,
+    render_json,
+    representation,
+    require_project,
+)
 
 
 def _require(context) -> None:
-    if not context.project.exists:
-        raise json_error(HTTPNotFound, "not found", f"no project {context.project.id!r}")
+    require_project(context.project)
     if context.stored is None:
         what = ("no records" if isinstance(context, Last)
                 else f"no record {context.__name__!r}")
