@@ -12,7 +12,9 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -315,3 +317,14 @@ def live_server(wsgi_app) -> Iterator[LiveServer]:
 
 def unique(prefix: str = "p") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def plugin_module(monkeypatch, name: str, plugin: object) -> str:
+    """Put ``plugin`` behind a factory in a throwaway module; return its ``module:attr`` name.
+
+    That name goes in ``sumatra.plugins`` or ``sumatra.backend`` like an installed plugin's.
+    """
+    module = types.ModuleType(name)
+    module.factory = lambda settings: plugin
+    monkeypatch.setitem(sys.modules, name, module)
+    return f"{name}:factory"

@@ -14,7 +14,6 @@ import http.client as httplib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conftest import free_port  # re-exported: the fault tests import it from here
 
 BIN = Path(sys.executable).parent
 DATA = Path(__file__).parent / "data"
@@ -55,12 +56,6 @@ formatter = generic
 [formatter_generic]
 format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_ini(path: Path, settings: dict[str, str], port: int, threads: int = 8) -> Path:

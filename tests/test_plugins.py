@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from conftest import plugin_module
 
 from pyramid_sumatra import hookspecs, main
 from pyramid_sumatra.hookspecs import STORAGE_HOOKS, hookimpl
@@ -36,15 +37,9 @@ class Mismatched:
 
 
 def test_hookimpl_not_matching_its_spec(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    module = types.ModuleType("bad_plugin_for_test")
-    module.plugin = lambda settings: Mismatched()
-    monkeypatch.setitem(sys.modules, "bad_plugin_for_test", module)
+    name = plugin_module(monkeypatch, "bad_plugin_for_test", Mismatched())
     with pytest.raises(PluginError, match="does not match the hook specifications"):
-        create_plugin_manager(settings(tmp_path, **{"sumatra.plugins":
-                                                    "bad_plugin_for_test:plugin"}))
+        create_plugin_manager(settings(tmp_path, **{"sumatra.plugins": name}))
 
 
 class Incomplete:
@@ -54,14 +49,9 @@ class Incomplete:
 
 
 def test_backend_missing_hooks(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    module = types.ModuleType("incomplete_backend_for_test")
-    module.create = lambda settings: Incomplete()
-    monkeypatch.setitem(sys.modules, "incomplete_backend_for_test", module)
+    name = plugin_module(monkeypatch, "incomplete_backend_for_test", Incomplete())
     with pytest.raises(PluginError, match="does not implement .*sumatra_put_record"):
-        create_plugin_manager({"sumatra.backend": "incomplete_backend_for_test:create"})
+        create_plugin_manager({"sumatra.backend": name})
 
 
 class Counting:
@@ -78,9 +68,6 @@ class Counting:
 
 
 def test_wrapper_plugin_sees_writes(tmp_path, monkeypatch):
-    import sys
-    import types
-
     import transaction
 
     from pyramid_sumatra.records import build_stored_record
@@ -88,11 +75,8 @@ def test_wrapper_plugin_sees_writes(tmp_path, monkeypatch):
     from pyramid_sumatra.types import ProjectInfo
 
     counting = Counting()
-    module = types.ModuleType("counting_plugin_for_test")
-    module.plugin = lambda settings: counting
-    monkeypatch.setitem(sys.modules, "counting_plugin_for_test", module)
-    storage = Storage(create_plugin_manager(settings(
-        tmp_path, **{"sumatra.plugins": "counting_plugin_for_test:plugin"})))
+    name = plugin_module(monkeypatch, "counting_plugin_for_test", counting)
+    storage = Storage(create_plugin_manager(settings(tmp_path, **{"sumatra.plugins": name})))
     storage.initialize()
     with transaction.manager:
         storage.put_project(ProjectInfo(id="p"))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
-import types
 import urllib.error
 import urllib.request
 
 import webtest
-from conftest import V4, basic, load_example
+from conftest import V4, basic, load_example, plugin_module
 
 import pyramid_sumatra
 from pyramid_sumatra.hookspecs import hookimpl
@@ -70,13 +68,11 @@ class ConflictTwice:
 
 def test_lost_race_is_replayed_after_a_growing_pause(app_settings, demo, monkeypatch):
     plugin = ConflictTwice()
-    module = types.ModuleType("conflict_twice_for_test")
-    module.plugin = lambda settings: plugin
-    monkeypatch.setitem(sys.modules, "conflict_twice_for_test", module)
+    name = plugin_module(monkeypatch, "conflict_twice_for_test", plugin)
     pauses: list[float] = []
     monkeypatch.setattr("pyramid_sumatra.retry.time.sleep", pauses.append)
     app = webtest.TestApp(pyramid_sumatra.main(
-        {}, **app_settings, **{"sumatra.plugins": "conflict_twice_for_test:plugin"}))
+        {}, **app_settings, **{"sumatra.plugins": name}))
     doc = {**load_example("example_0.7.json"), "label": "replayed"}
     doc.pop("project_id", None)
     app.put("/Replay/replayed/", json.dumps(doc),
