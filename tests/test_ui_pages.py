@@ -402,8 +402,6 @@ def test_json_still_served_to_api_clients(browser_app):
     ("n = 3", {"n": 3}),
 ])
 def test_parse_parameters(parameters, expected):
-    if expected is not None and "YAMLParameterSet" in str(parameters):
-        pytest.importorskip("yaml")
     assert parse_parameters(parameters).values == expected
 
 
