@@ -20,7 +20,7 @@ from pathlib import Path
 from . import stores, wrk
 from .run import PASSWORD, PROJECT, PROJECT_ACCEPT, RECORD_ACCEPT, USER, WRITE_PROJECT
 from .seed import Client, basic_auth, create_project, seed_http
-from .servers import REPO, VENV_BIN, Server, adduser, free_port, write_ini
+from .servers import REPO, VENV_BIN, Server, free_port, prepare_store, write_ini
 from .workload import template
 
 IDLE = ("wait (threading", "select (selectors", "poll (waitress", "_wait_for_tstate_lock")
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         with stores.fresh_store("sqlite", workdir) as settings:
             port = free_port()
             ini = write_ini(workdir / "app.ini", {
-                "use": "egg:pyramid_sumatra", **settings, "sumatra.initdb": "true",
+                "use": "egg:pyramid_sumatra", **settings,
                 "sumatra.secret": secrets.token_hex(32)}, port)
-            adduser(ini, USER, PASSWORD)
+            prepare_store(ini, USER, PASSWORD)
             with Server(ini, port, workdir / "server.log") as server:
                 client = Client(port, auth)
                 create_project(client, PROJECT)

@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--backends sqlite,postgresql,filesystem]``.
 
 For each backend: a fresh store, the app under pserve/waitress with production.ini's
-[server:main], a user made by ``sumatra-server adduser``, a project seeded level by
+[server:main], a store made by ``sumatra-server initdb`` and ``adduser``, a project seeded level by
 level, then ``wrk`` per scenario. The limits (bare WSGI apps under the same server)
 are measured before and after the backends; every throughput is printed as a ratio
 to their mean.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import report, servers, stores, wrk
 from .seed import Client, basic_auth, create_project, seed_direct, seed_http
-from .servers import REPO, Server, adduser, free_port, production_server_settings, write_ini
+from .servers import REPO, Server, free_port, prepare_store, production_server_settings, write_ini
 from .workload import RARE_TAG, template
 
 PROJECT, WRITE_PROJECT = "bench", "bench-w"
@@ -131,9 +131,9 @@ class BackendRun:
     def run(self, app_settings: dict[str, str], body_file: Path) -> None:
         port = free_port()
         ini = write_ini(self.workdir / "app.ini", {
-            "use": "egg:pyramid_sumatra", **app_settings, "sumatra.initdb": "true",
+            "use": "egg:pyramid_sumatra", **app_settings,
             "sumatra.secret": secrets.token_hex(32)}, port)
-        adduser(ini, USER, PASSWORD)
+        prepare_store(ini, USER, PASSWORD)
         self.server = Server(ini, port, self.workdir / "server.log").start()
         try:
             self._scenarios(ini, body_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import socket
 import subprocess
@@ -69,8 +70,15 @@ SERVER_OVERRIDES: dict[str, str] = {}
 
 def write_ini(path: Path, app: dict[str, str], port: int) -> Path:
     """An ini with ``app`` as [app:main] and production's [server:main] on ``port``."""
-    server = {**production_server_settings(), **SERVER_OVERRIDES}
-    server["listen"] = f"127.0.0.1:{port}"
+    server = production_server_settings()
+    if SERVER_OVERRIDES.get("use", server["use"]) != server["use"]:
+        server = {}  # another server: production's keys would not apply to it
+    server.update(SERVER_OVERRIDES)
+    if server["use"] == "egg:waitress#main":
+        server["listen"] = f"127.0.0.1:{port}"
+    else:
+        server.pop("listen", None)
+        server["bind"] = f"127.0.0.1:{port}"
     lines = ["[app:main]", *(f"{k} = {v}" for k, v in app.items()), "", "[server:main]",
              *(f"{k} = {v}" for k, v in server.items()), _LOGGING]
     path.write_text("\n".join(lines))
@@ -106,18 +114,14 @@ class Server:
         raise RuntimeError(f"pserve {self.ini} did not answer within {timeout} s")
 
     def rss_mb(self) -> float:
-        """Resident memory of the server process (VmRSS), in MB."""
+        """Resident memory of the server (VmRSS of its process and workers, summed), MB."""
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        return sum(_rss_mb(pid) for pid in _process_tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server process has used so far."""
+        """CPU time (user + system) the server has used so far: its process and workers."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(_cpu_seconds(pid) for pid in _process_tree(self.process.pid))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -135,10 +139,43 @@ class Server:
         self.stop()
 
 
-def adduser(ini: Path, username: str, password: str) -> None:
-    """``sumatra-server INI adduser NAME`` with the password on stdin (as an operator would)."""
-    done = subprocess.run([str(VENV_BIN / "sumatra-server"), str(ini), "adduser", username],
-                          input=password + "\n", text=True, capture_output=True,
-                          env=clean_env(), cwd=REPO)
-    if done.returncode:
-        raise RuntimeError(f"sumatra-server adduser failed: {done.stdout}{done.stderr}")
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a pre-fork server's workers)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children")
+        with contextlib.suppress(OSError):
+            tree += [int(child) for child in children.read_text().split()]
+        index += 1
+    return tree
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0  # a worker that exited meanwhile
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def prepare_store(ini: Path, username: str, password: str) -> None:
+    """What an operator does before the first ``pserve production.ini``: ``sumatra-server
+    INI initdb``, then ``adduser NAME`` with the password on stdin."""
+    for args, given in ((["initdb"], None), (["adduser", username], password + "\n")):
+        done = subprocess.run([str(VENV_BIN / "sumatra-server"), str(ini), *args],
+                              input=given, text=True, capture_output=True,
+                              env=clean_env(), cwd=REPO)
+        if done.returncode:
+            raise RuntimeError(f"sumatra-server {args[0]} failed: {done.stdout}{done.stderr}")

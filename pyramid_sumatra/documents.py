@@ -67,10 +67,11 @@ def project_document(request: Request, project: Project, labels: Iterable[str],
     return doc
 
 
-def document_text(doc: dict) -> tuple[str, str]:
-    """Serialise a generated document; return (text, revision).
+def document_text(doc: dict) -> tuple[bytes, str]:
+    """Serialise a generated document; return (UTF-8 JSON, revision).
 
-    orjson: 7x faster than json.dumps on a project of 100,000 record URLs.
+    orjson: 7x faster than json.dumps on a project of 100,000 record URLs. The bytes
+    go out as they are: no decoded copy (the 100,000-record project is 9 MB of it).
     """
-    text = orjson.dumps(doc).decode("utf-8")
-    return text, revision_of(text)
+    data = orjson.dumps(doc)
+    return data, revision_of(data)

@@ -6,6 +6,7 @@ what each kind of resource offers and how ``?format=`` overrides it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from pyramid.httpexceptions import HTTPUnsupportedMediaType
@@ -31,14 +32,15 @@ def vendor(kind: str, version: int) -> str:
     return f"application/vnd.sumatra.{kind}-v{version}+json"
 
 
-def offers(kind: str) -> list[Representation]:
+@functools.cache
+def offers(kind: str) -> tuple[Representation, ...]:
     """Representations of a resource kind, preferred first (the first answers */*)."""
-    return [
+    return (
         Representation(vendor(kind, 4), "v4"),
         Representation(vendor(kind, 3), "v3"),
         Representation("application/json", "json"),
         Representation("text/html", "html"),
-    ]
+    )
 
 
 _FORMATS = {"json": "json", "html": "html", "v4": "v4", "v3": "v3"}
@@ -47,11 +49,23 @@ _FORMATS = {"json": "json", "html": "html", "v4": "v4", "v3": "v3"}
 def negotiate(request: Request, kind: str) -> Representation | None:
     """The representation to send, or None when nothing offered is acceptable (406)."""
     available = offers(kind)
-    fmt = request.GET.get("format")
+    fmt = request.GET.get("format") if request.environ.get("QUERY_STRING") else None
     if fmt:
         wanted = _FORMATS.get(fmt.lower())
         return next((r for r in available if r.name == wanted), None)
-    header = request.headers.get("Accept", "").strip()
+    header = request.environ.get("HTTP_ACCEPT", "").strip()
+    if len(header) > _CACHED_HEADER_MAX:  # odd clients do not fill the cache
+        return _negotiate_accept.__wrapped__(header, kind)
+    return _negotiate_accept(header, kind)
+
+
+_CACHED_HEADER_MAX = 512
+
+
+@functools.lru_cache(maxsize=512)
+def _negotiate_accept(header: str, kind: str) -> Representation | None:
+    """Clients send a handful of distinct Accept headers: parse each once per process."""
+    available = offers(kind)
     if not header:
         return available[0]
     accept = create_accept_header(header)

@@ -174,8 +174,10 @@ def serialise(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def revision_of(body: str) -> str:
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:20]
+def revision_of(body: str | bytes) -> str:
+    """The revision naming a body (its text, or that text as UTF-8)."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return hashlib.sha256(data).hexdigest()[:20]
 
 
 def _text(value: Any) -> str:

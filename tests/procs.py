@@ -86,11 +86,14 @@ class ServerProcess:
     """``pserve`` on a temporary ini; a context manager that always kills it."""
 
     def __init__(self, directory: Path, settings: dict[str, str], name: str = "server",
-                 threads: int = 8, user: str | None = None):
+                 threads: int = 8, user: str | None = None, ini: Path | None = None,
+                 port: int | None = None):
+        """Serve ``settings`` by waitress, or a ready ``ini`` that listens on ``port``."""
         self.directory = directory
-        self.port = free_port()
-        self.ini = write_ini(directory / f"{name}.ini",
-                             {"sumatra.secret": "x" * 32, **settings}, self.port, threads)
+        self.port = port or free_port()
+        self.ini = ini or write_ini(directory / f"{name}.ini",
+                                    {"sumatra.secret": "x" * 32, **settings}, self.port,
+                                    threads)
         self.log_path = directory / f"{name}.log"
         self.url = f"http://127.0.0.1:{self.port}"
         self.user = user

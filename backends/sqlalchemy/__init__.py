@@ -6,11 +6,15 @@ scoped session; nothing is committed by the backend itself.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import transaction
 import zope.sqlalchemy
 
@@ -36,7 +40,6 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from .migrate import upgrade
 from .schema import grants, projects, record_tags, records, users
 
 _SUMMARY_COLUMNS = [records.c[name] for name in (
@@ -45,11 +48,18 @@ _SUMMARY_COLUMNS = [records.c[name] for name in (
 
 # Statements of the per-request paths, built once: building a select() and its cache
 # key cost ~230 us a call, five times what executing it costs (see CHANGES.rst).
-_GET_RECORD = select(*_SUMMARY_COLUMNS, records.c.body).where(
-    records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
+
+def _get_record_statement(dialect: str):
+    """One record with its tags as a JSON array: one query instead of two."""
+    aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
+    tags = select(aggregate(record_tags.c.tag)).where(
+        record_tags.c.record_id == records.c.id).scalar_subquery()
+    return select(*_SUMMARY_COLUMNS, records.c.body, tags.label("tags")).where(
+        records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
+
+
 _RECORD_ID = select(records.c.id).where(
     records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
-_TAGS_OF_ONE = select(record_tags.c.tag).where(record_tags.c.record_id == bindparam("b_id"))
 _INSERT_RECORD = insert(records)
 _UPDATE_RECORD = update(records).where(records.c.id == bindparam("b_id"))
 _DELETE_TAGS = delete(record_tags).where(record_tags.c.record_id == bindparam("b_id"))
@@ -57,7 +67,11 @@ _INSERT_TAGS = insert(record_tags)
 _TOUCH_PROJECT = update(projects).where(projects.c.id == bindparam("b_project")).values(
     last_updated=bindparam("b_now"))
 _COUNT_NEW_RECORD = _TOUCH_PROJECT.values(record_count=projects.c.record_count + 1)
-_GET_PROJECT = select(projects).where(projects.c.id == bindparam("b_project"))
+# The project with its grants (one row per grant; one row of NULLs when there are none):
+# the permission check needs both, on every request.
+_GET_PROJECT = select(projects, grants.c.principal, grants.c.role).select_from(
+    projects.outerjoin(grants, grants.c.project_id == projects.c.id)).where(
+    projects.c.id == bindparam("b_project"))
 _GET_GRANTS = select(grants.c.principal, grants.c.role).where(
     grants.c.project_id == bindparam("b_project"))
 _GET_USER = select(users).where(users.c.username == bindparam("b_username"))
@@ -79,11 +93,13 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    # SQLite admits one writer at a time. Writers of this process queue on a Python
-    # lock instead of in SQLite's busy handler, which sleeps in growing steps (up to
-    # 100 ms) and leaves the database idle between writers: with 8 threads that made
-    # PUT 5x slower (see CHANGES.rst). Other processes still meet busy_timeout.
-    writer = threading.Lock()
+    # SQLite admits one writer at a time. Writers queue on a lock instead of in SQLite's
+    # busy handler, which sleeps in growing steps (up to 100 ms) and leaves the database
+    # idle between writers: with 8 threads that made PUT 5x slower, and with two
+    # processes it gave PUTs a p99 of 1.3 s (see CHANGES.rst). Threads of this process
+    # queue on a Python lock, processes on an flock of a file beside the database (the
+    # kernel wakes the next writer at once; a dead process's lock goes with it).
+    writer = _WriterLock(engine.url.database)
     held = threading.local()
 
     @event.listens_for(engine, "begin")
@@ -103,6 +119,42 @@ def _configure_sqlite(engine: Engine) -> None:
         if getattr(held, "lock", False):
             held.lock = False
             writer.release()
+
+
+class _WriterLock:
+    """One SQLite writer at a time: a thread lock, then (for a file) an flock.
+
+    The flock file is opened per process (after a fork too), since an flock belongs
+    to an open file and threads sharing one would all hold it.
+    """
+
+    def __init__(self, database: str | None):
+        self.threads = threading.Lock()
+        self.path = None if database in (None, "", ":memory:") else f"{database}-writer.lock"
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout: float) -> bool:
+        if not self.threads.acquire(timeout=timeout):
+            return False
+        if self.path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)  # releases the GIL while it waits
+            except OSError:
+                pass  # no lock file (read-only directory): busy_timeout still serialises
+        return True
+
+    def release(self) -> None:
+        if self.path is not None and self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.threads.release()
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:
@@ -176,6 +228,7 @@ class SqlAlchemyBackend:
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         event.listen(self.engine, "handle_error", _translate_outside_hooks)
+        self._get_record = _get_record_statement(self.engine.dialect.name)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")
@@ -193,6 +246,10 @@ class SqlAlchemyBackend:
 
     @hookimpl
     def sumatra_initialize_storage(self) -> bool:
+        # Imported here: Alembic (and what it pulls in) is ~20 MB per server process
+        # that only an initdb needs.
+        from .migrate import upgrade
+
         upgrade(self.engine)  # Alembic: create, or migrate to the newest schema
         return True
 
@@ -247,17 +304,19 @@ class SqlAlchemyBackend:
     # -- records --------------------------------------------------------------
 
     def _record_id(self, project_id: str, label: str) -> int | None:
-        return self.db.execute(_RECORD_ID, {"b_project": project_id, "b_label": label}).scalar()
+        return self.conn.execute(_RECORD_ID, {"b_project": project_id, "b_label": label}).scalar()
 
     @hookimpl
     @translate_errors
     def sumatra_get_record(self, project_id: str, label: str) -> StoredRecord | None:
-        db = self.conn
-        row = db.execute(_GET_RECORD, {"b_project": project_id, "b_label": label}).first()
+        row = self.conn.execute(self._get_record,
+                                {"b_project": project_id, "b_label": label}).first()
         if row is None:
             return None
-        tags = list(db.execute(_TAGS_OF_ONE, {"b_id": row.id}).scalars())
-        return self._to_record(row, tags, with_body=True)
+        tags = row.tags  # psycopg decodes json itself; SQLite gives the text
+        if isinstance(tags, str):
+            tags = orjson.loads(tags)
+        return self._to_record(row, tags or [], with_body=True)
 
     @hookimpl
     @translate_errors
@@ -268,13 +327,14 @@ class SqlAlchemyBackend:
             "executable": record.executable, "reason": record.reason,
             "outcome": record.outcome, "duration": record.duration,
         }
-        db = self.db
+        db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
         if record_id is None:
-            with db.begin_nested():  # a duplicate label fails alone, not the session
-                record_id = db.execute(_INSERT_RECORD, {
-                    "project_id": record.project_id, "label": record.label, **values}
-                ).inserted_primary_key[0]
+            # No savepoint: a duplicate label raises StorageConflict, which ends the
+            # transaction (the request is replayed), so nothing else runs in it.
+            record_id = db.execute(_INSERT_RECORD, {
+                "project_id": record.project_id, "label": record.label, **values}
+            ).inserted_primary_key[0]
             touch = _COUNT_NEW_RECORD
         else:
             db.execute(_UPDATE_RECORD, {"b_id": record_id, **values})
@@ -457,8 +517,13 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_project(self, project_id: str) -> ProjectInfo | None:
-        row = self.conn.execute(_GET_PROJECT, {"b_project": project_id}).first()
-        return None if row is None else self._to_project(row)
+        rows = self.conn.execute(_GET_PROJECT, {"b_project": project_id}).all()
+        if not rows:
+            return None
+        # Remembered for sumatra_get_grants in this transaction: the ACL asks next.
+        self._seen("grants")[project_id] = {
+            row.principal: row.role for row in rows if row.principal is not None}
+        return self._to_project(rows[0])
 
     @hookimpl
     @translate_errors
@@ -479,6 +544,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_delete_project(self, project_id: str) -> bool:
+        self._seen("grants").pop(project_id, None)
         db = self.db
         if not db.execute(select(projects.c.id).where(projects.c.id == project_id)).first():
             return False
@@ -503,11 +569,15 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_get_grants(self, project_id: str) -> dict[str, str]:
+        known = self._seen("grants").get(project_id)
+        if known is not None:
+            return dict(known)
         return dict(self.conn.execute(_GET_GRANTS, {"b_project": project_id}).all())
 
     @hookimpl
     @translate_errors
     def sumatra_set_grant(self, project_id: str, principal: str, role: str) -> bool:
+        self._seen("grants").pop(project_id, None)
         db = self.db
         updated = db.execute(update(grants).where(
             grants.c.project_id == project_id, grants.c.principal == principal
@@ -521,6 +591,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_revoke_grant(self, project_id: str, principal: str) -> bool:
+        self._seen("grants").pop(project_id, None)
         return bool(self.db.execute(delete(grants).where(
             grants.c.project_id == project_id, grants.c.principal == principal)).rowcount)
 
@@ -535,25 +606,26 @@ class SqlAlchemyBackend:
     @translate_errors
     def sumatra_get_user(self, username: str) -> UserInfo | None:
         # Remembered for the transaction: authentication and the identity both ask.
-        cache = self._users_seen()
+        cache = self._seen("users")
         if username not in cache:
             row = self.conn.execute(_GET_USER, {"b_username": username}).first()
             cache[username] = None if row is None else self._to_user(row)
         return cache[username]
 
-    def _users_seen(self) -> dict[str, UserInfo | None]:
+    def _seen(self, kind: str) -> dict[str, Any]:
+        """What this transaction already read of ``kind`` ("users", "grants"), by key."""
         txn = transaction.get()
         try:
-            return txn.data(self)
+            seen = txn.data(self)
         except KeyError:
-            cache: dict[str, UserInfo | None] = {}
-            txn.set_data(self, cache)
-            return cache
+            seen = {"users": {}, "grants": {}}
+            txn.set_data(self, seen)
+        return seen[kind]
 
     @hookimpl
     @translate_errors
     def sumatra_put_user(self, user: UserInfo) -> bool:
-        self._users_seen().pop(user.username, None)
+        self._seen("users").pop(user.username, None)
         db = self.db
         updated = db.execute(update(users).where(users.c.username == user.username).values(
             password_hash=user.password_hash, is_admin=user.is_admin)).rowcount
@@ -569,7 +641,7 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_delete_user(self, username: str) -> bool:
-        self._users_seen().pop(username, None)
+        self._seen("users").pop(username, None)
         db = self.db
         db.execute(delete(grants).where(grants.c.principal == username))
         return bool(db.execute(delete(users).where(users.c.username == username)).rowcount)
