@@ -27,7 +27,7 @@ def find(results: list[Result], scenario: str, concurrency: int | None = None) -
 
 
 def check_targets(backend: str, results: list[Result], levels: list[int],
-                  rss_mb: float | None) -> list[Target]:
+                  pss_mb: float | None, rss_mb: float | None = None) -> list[Target]:
     small, middle, large = levels[0], levels[1], levels[-1]
     targets: list[Target] = []
 
@@ -56,8 +56,11 @@ def check_targets(backend: str, results: list[Result], levels: list[int],
     if page:
         add(f"project page HTML ({middle} records) p50 <= 200 ms", f"{page.p50_ms} ms",
             page.p50_ms <= 200)
-    if rss_mb is not None:
-        add(f"server RSS after {large} records <= 250 MB", f"{rss_mb:.0f} MB", rss_mb <= 250)
+    if pss_mb is not None:
+        # Pss: the pages a pre-fork server's processes share are counted once.
+        add(f"server memory after {large} records <= 250 MB",
+            f"Pss {pss_mb:.0f} MB (RSS summed over processes {rss_mb or 0:.0f} MB)",
+            pss_mb <= 250)
     at32 = [r for r in results if r.concurrency >= 32]
     if at32:
         errors = sum(r.errors for r in at32)

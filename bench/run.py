@@ -90,6 +90,7 @@ class BackendRun:
         self.results: list[wrk.Result] = []
         self.seeding: list[dict] = []
         self.rss_mb: float | None = None
+        self.pss_mb: float | None = None
         self.failure: str | None = None
         self.auth = basic_auth(USER, PASSWORD)
         self.run_token = secrets.token_hex(3)
@@ -138,6 +139,7 @@ class BackendRun:
         try:
             self._scenarios(ini, body_file)
             self.rss_mb = round(self.server.rss_mb(), 1)
+            self.pss_mb = round(self.server.pss_mb(), 1)
         finally:
             self.server.stop()
 
@@ -177,7 +179,7 @@ class BackendRun:
 
     def as_dict(self) -> dict:
         return {"results": [r.as_dict() for r in self.results], "seeding": self.seeding,
-                "rss_mb": self.rss_mb, "failed": self.failure}
+                "rss_mb": self.rss_mb, "pss_mb": self.pss_mb, "failed": self.failure}
 
 
 def mix_limit(limits: dict[str, float]) -> float:
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in run.results:
             if r.limit:
                 r.ratio = round(r.rps / limits[r.limit], 3)
-        targets = report.check_targets(run.name, run.results, plan.levels, run.rss_mb)
+        targets = report.check_targets(run.name, run.results, plan.levels, run.pss_mb,
+                                       run.rss_mb)
         if run.failure:
             targets.append(report.Target(run.name, "the run completes", run.failure, False))
         all_results += run.results
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {run.name} ==  FAILED: {run.failure}")
         print(f"\n== {run.name} ==  seeding: " + "; ".join(
             f"{s['from']}..{s['to']} {s['how']} {s['records_per_s']}/s" for s in run.seeding)
-            + f"; server RSS at the end {run.rss_mb} MB")
+            + f"; server memory at the end: Pss {run.pss_mb} MB (RSS summed {run.rss_mb} MB)")
         print(report.table(run.results))
         print("targets:")
         print(report.target_lines(targets))

@@ -118,6 +118,15 @@ class Server:
         assert self.process is not None
         return sum(_rss_mb(pid) for pid in _process_tree(self.process.pid))
 
+    def pss_mb(self) -> float:
+        """Memory the server occupies (Pss of its process and workers, summed), MB.
+
+        Workers forked from a process that loaded the app share its pages: summed RSS
+        counts those pages once per process; Pss divides each page among its sharers.
+        """
+        assert self.process is not None
+        return sum(_pss_mb(pid) for pid in _process_tree(self.process.pid))
+
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server has used so far: its process and workers."""
         assert self.process is not None
@@ -157,6 +166,17 @@ def _rss_mb(pid: int) -> float:
         return 0.0
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     return 0.0
 

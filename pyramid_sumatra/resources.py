@@ -172,7 +172,19 @@ class Permissions(Resource):
 
 
 def root_factory(request: Request) -> Root:
+    request.add_finished_callback(_release_tree)
     return Root(request)
+
+
+def _release_tree(request: Request) -> None:
+    """Break request -> root -> request (Pyramid itself drops ``context``).
+
+    Left to the cyclic garbage collector, each request's objects (its response
+    body: 3 MB for a 100,000-record project) lived on until a full collection;
+    a worker then held 250+ MB instead of ~100 MB (see CHANGES.rst).
+    """
+    request.__dict__.pop("root", None)
+    request.__dict__.pop("response", None)
 
 
 __all__ = ["Root", "Project", "Record", "Last", "TagSet", "TagContainer", "Permissions",

@@ -48,6 +48,7 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
     targets = report["backends"]["sqlite"]["targets"]
     assert len(targets) == 8 and all(isinstance(t["passed"], bool) for t in targets)
     assert report["backends"]["sqlite"]["rss_mb"] > 0
+    assert 0 < report["backends"]["sqlite"]["pss_mb"] <= report["backends"]["sqlite"]["rss_mb"]
     # The table on screen names every scenario and every target.
     for scenario, _ in expected:
         assert scenario in done.stdout

@@ -6,9 +6,11 @@ SQLite standing in for PostgreSQL (through the environment, as production reads 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,9 @@ def production(tmp_path, monkeypatch):
 
 
 def test_production_ini_serves_with_a_gunicorn_worker_per_core(production):
+    deadline = time.monotonic() + 20  # /_health answered: one worker is up, maybe not both
+    while len(_worker_pids(production.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     workers = _worker_pids(production.proc.pid)
     assert len(workers) == 2, production.log  # production.ini: workers = 2
     assert "gthread" in production.log
@@ -77,3 +82,41 @@ def test_writers_in_both_workers_all_land_on_sqlite(production):
     assert res.status == 200
     assert len(json.loads(res.body)["records"]) == 120
     assert "Traceback" not in production.log, production.log
+
+
+def test_a_forked_worker_does_not_reuse_its_parents_pooled_connections(tmp_path):
+    """pserve loads the app, then gunicorn forks: each worker opens its own connections."""
+    from backends.sqlalchemy import create_backend
+
+    backend = create_backend({"sqlalchemy.url": f"sqlite:///{tmp_path}/fork.sqlite"})
+    with backend.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    assert backend.engine.pool.checkedin() == 1
+    pid = os.fork()
+    if pid == 0:  # the child: the pool it inherited must be empty
+        os._exit(0 if backend.engine.pool.checkedin() == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.engine.pool.checkedin() == 1  # the parent keeps its own
+    backend.engine.dispose()
+
+
+def test_a_response_is_freed_when_the_request_ends_not_at_the_next_full_collection(testapp):
+    """Requests used to sit in reference cycles (request -> root -> request) with their
+    response bodies until the cyclic collector ran: a worker serving 100,000-record
+    projects grew to 250+ MB. With the collector off, no response may outlive its request."""
+    from pyramid.response import Response
+
+    def alive() -> int:
+        return sum(type(o) is Response for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = alive()
+        for path in ("/", "/TestProject/", "/TestProject/20111013-172503/", "/_health"):
+            testapp.get(path, headers={"Accept": "application/json"},
+                        extra_environ={"HTTP_AUTHORIZATION": "Basic dGVzdHVzZXI6YWJjMTIz"})
+        assert alive() == before
+    finally:
+        gc.enable()

@@ -11,6 +11,7 @@ import fcntl
 import functools
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ _COUNT_NEW_RECORD = _TOUCH_PROJECT.values(record_count=projects.c.record_count +
 _GET_PROJECT = select(projects, grants.c.principal, grants.c.role).select_from(
     projects.outerjoin(grants, grants.c.project_id == projects.c.id)).where(
     projects.c.id == bindparam("b_project"))
+_ALL_PROJECTS = select(projects).order_by(projects.c.last_updated.desc(), projects.c.id)
+_PROJECTS_GRANTED = _ALL_PROJECTS.where(projects.c.id.in_(select(grants.c.project_id).where(
+    grants.c.principal.in_(bindparam("b_principals", expanding=True)))))
 _GET_GRANTS = select(grants.c.principal, grants.c.role).where(
     grants.c.project_id == bindparam("b_project"))
 _GET_USER = select(users).where(users.c.username == bindparam("b_username"))
@@ -157,6 +161,11 @@ class _WriterLock:
         self.threads.release()
 
 
+def _dispose_in_child(engine: Engine | None) -> None:
+    if engine is not None:
+        engine.dispose(close=False)  # forget the parent's connections, do not close them
+
+
 def is_unique_violation(exc: IntegrityError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
     if sqlstate is not None:
@@ -228,6 +237,10 @@ class SqlAlchemyBackend:
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         event.listen(self.engine, "handle_error", _translate_outside_hooks)
+        # pserve builds the app before gunicorn forks its workers: a worker must not use
+        # connections pooled by its parent (SQLAlchemy's advice for os.fork()).
+        engine = weakref.ref(self.engine)
+        os.register_at_fork(after_in_child=lambda: _dispose_in_child(engine()))
         self._get_record = _get_record_statement(self.engine.dialect.name)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
@@ -558,11 +571,11 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_list_projects(self, principals: list[str] | None) -> list[ProjectInfo]:
-        stmt = select(projects).order_by(projects.c.last_updated.desc(), projects.c.id)
-        if principals is not None:
-            stmt = stmt.where(projects.c.id.in_(select(grants.c.project_id).where(
-                grants.c.principal.in_(principals))))
-        return [self._to_project(row) for row in self.db.execute(stmt)]
+        if principals is None:
+            rows = self.conn.execute(_ALL_PROJECTS)
+        else:
+            rows = self.conn.execute(_PROJECTS_GRANTED, {"b_principals": principals})
+        return [self._to_project(row) for row in rows]
 
     # -- grants ---------------------------------------------------------------
 
