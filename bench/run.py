@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -47,6 +48,16 @@ QUICK = Plan(levels=[20, 100, 200], seconds=1, http_seed_max=200)
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def settle(plan: Plan) -> None:
+    """Let the machine go quiet: write back what the last store left dirty.
+
+    Measured right after a 100,000-record SQLite store, the bare GET app took twice
+    its CPU per request (0.52 ms instead of 0.23 ms) while the kernel wrote it back.
+    """
+    os.sync()
+    time.sleep(plan.seconds / 2)
 
 
 def cpu_per_request(server: Server, before: float, result: wrk.Result) -> float | None:
@@ -258,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name}: FAILED: {exc!r}")
                 run.failure = repr(exc)
             runs.append(run)
+            shutil.rmtree(backend_dir, ignore_errors=True)
+            settle(plan)
         log("limits, second measurement")
         second = measure_limits(workdir, plan, body_file)
     limits = {k: (first[k].rps + second[k].rps) / 2 for k in first}
