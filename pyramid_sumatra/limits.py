@@ -20,6 +20,7 @@ attacker gets at most that many more tries; a success resets the counter.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import threading
 import time
@@ -31,8 +32,11 @@ from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPTooManyRequests
 from pyramid.request import Request
 from pyramid.response import Response
+from webob.request import DisconnectionError
 
 from .records import InvalidRecord, tag_list, unstorable
+
+log = logging.getLogger(__name__)
 
 LIMITS_KEY = "sumatra.limits"
 THROTTLE_KEY = "sumatra.login_throttle"
@@ -117,7 +121,14 @@ class BodyLimitMiddleware:
                 data = b""
             environ["wsgi.input"] = io.BytesIO(data)
             environ["CONTENT_LENGTH"] = str(len(data))
-        return self.app(environ, start_response)
+        try:
+            return self.app(environ, start_response)
+        except DisconnectionError as exc:
+            # The client went away mid-body (servers that stream bodies, e.g. gunicorn):
+            # nothing was stored; answer for the log's sake, nobody reads it.
+            log.info("client disconnected before its request body ended: %s", exc)
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [b'{"error": "incomplete body", "detail": "the client disconnected"}']
 
     @staticmethod
     def _drop_body(environ: dict) -> None:
