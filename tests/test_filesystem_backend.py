@@ -506,3 +506,24 @@ def test_sqlalchemy_check_repairs_counts_and_orphans(tmp_path):
     with transaction.manager:
         assert store.get_project("P").record_count == 1 and store.get_grants("P") == {}
     store.dispose()
+
+
+def test_index_lines_are_taken_from_the_file_as_written():
+    """An index re-read after another process wrote it keeps its lines as text: the
+    next commit writes them back unchanged instead of serialising every entry again."""
+    from backends.filesystem import codec
+
+    entry = {"timestamp": "2024-01-01 00:00:00", "tags": ["a"], "user": "u", "main_file": "m",
+             "version": "v", "executable": "Python", "reason": "r, with\nnewline",
+             "outcome": "", "duration": 1.5, "revision": "abc"}
+    entries = {f"r{i}": {**entry, "reason": f"run {i},\n"} for i in (3, 1, 2)}
+    text = codec.index_text(entries)
+    labels = sorted(entries)
+    lines = codec.index_lines(text, labels)
+    assert lines == [codec.index_line(label, entries[label]) for label in labels]
+    assert codec.parse_index(codec.index_text(entries, lines)) == entries
+    assert codec.index_lines(codec.index_text({}), []) == []
+    # A label that JSON escapes, or a file laid out otherwise: serialise afresh.
+    quoted = {**entries, 'q"x': entry}
+    assert codec.index_lines(codec.index_text(quoted), sorted(quoted)) is None
+    assert codec.index_lines(text.replace(",\n", ", "), labels) is None

@@ -100,6 +100,27 @@ def index_serial(head: bytes) -> bytes:
     return head[:96]
 
 
+def index_lines(text: str, labels: list[str]) -> list[str] | None:
+    """The lines of an index file as :func:`index_text` wrote them, one per label of
+    ``labels`` (sorted); None if the text is not laid out that way.
+
+    Taken from the file they cost nothing, where serialising them again cost ~100 ms
+    per 10,000 records each time another process had written the index.
+    """
+    start = text.find('"records": {\n')
+    end = text.rfind("\n}}")
+    if start < 0 or end < 0:
+        return None
+    body = text[start + len('"records": {\n'):end]
+    lines = body.split(",\n") if body else []
+    if len(lines) != len(labels):
+        return None
+    for line, label in zip(lines, labels, strict=True):
+        if not line.startswith(f'"{label}":'):  # a label JSON escapes: serialise afresh
+            return None
+    return lines
+
+
 def parse_index(text: str) -> dict[str, dict]:
     try:
         value = json.loads(text)

@@ -114,7 +114,11 @@ class Disk:
             cached = self._indexes.get(project_id)
             if cached and cached[0] == signature:
                 return cached[1]
-            state = IndexState(codec.parse_index((head + f.read()).decode("utf-8")))
+            text = (head + f.read()).decode("utf-8")
+            entries = codec.parse_index(text)
+            labels = sorted(entries)
+            lines = codec.index_lines(text, labels)
+            state = IndexState(entries, None, labels if lines is not None else None, lines)
         with self._lock:
             self._indexes[project_id] = (signature, state)
         return state
