@@ -74,3 +74,16 @@ def test_labels_only_listing_matches_the_full_query(storage):
             assert fast.all_labels() == [r.label for r in full.records]
         assert storage.query_records("p", RecordQuery(tags=["a", "b"], labels_only=True)
                                      ).all_labels() == ["l3", "l1", "l0"]
+
+
+def test_floor_measures_the_thinnest_stack_next_to_the_ceiling():
+    """``python -m bench.floor`` runs: both apps answer without errors, a ratio is printed."""
+    if not shutil.which("wrk"):
+        unavailable("wrk is not installed (Debian package wrk)")
+    done = subprocess.run([sys.executable, "-m", "bench.floor", "--seconds", "1", "--rounds", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if line.endswith(", 0 errors")]) == 2, done.stdout
+    ratio = float(lines[-1].rpartition(": ")[2])
+    assert 0 < ratio < 1.5, done.stdout
