@@ -527,3 +527,30 @@ def test_index_lines_are_taken_from_the_file_as_written():
     quoted = {**entries, 'q"x': entry}
     assert codec.index_lines(codec.index_text(quoted), sorted(quoted)) is None
     assert codec.index_lines(text.replace(",\n", ", "), labels) is None
+
+
+def test_an_index_read_from_disk_takes_its_lines_from_the_file_only_while_it_is_unchanged(tmp_path):
+    from backends.filesystem import codec
+    from backends.filesystem.disk import IndexState
+
+    entry = {"timestamp": "2024-01-01 00:00:00", "tags": [], "user": "u", "main_file": "m",
+             "version": "v", "executable": "Python", "reason": "", "outcome": "",
+             "duration": None, "revision": "abc"}
+    entries = {f"r{i}": {**entry, "reason": f"run {i}"} for i in range(3)}
+    path = tmp_path / "index.json"
+    path.write_text(codec.index_text(entries))
+    serial = codec.index_serial(path.read_bytes()[:96])
+    added = {**entry, "reason": "new"}
+
+    state = IndexState(dict(entries), _source=(path, serial))
+    after = state.updated({"r9": added}, ["r0"])
+    assert state._lines is not None  # taken from the file, not serialised
+    assert codec.parse_index(after.text()) == {"r1": entries["r1"], "r2": entries["r2"],
+                                               "r9": added}
+
+    # Another process rewrote the file (a new serial): its lines must not be used.
+    changed = {**entries, "r1": {**entry, "reason": "changed elsewhere"}}
+    path.write_text(codec.index_text(changed))
+    stale = IndexState(dict(entries), _source=(path, serial))
+    assert codec.parse_index(stale.updated({"r9": added}, []).text()) == {**entries, "r9": added}
+    assert stale._lines is None

@@ -33,6 +33,27 @@ class IndexState:
     _by_time: list[tuple[str, str]] | None = None
     _labels: list[str] | None = None
     _lines: list[str] | None = None
+    #: The file this version was read from and its serial: its lines are taken from
+    #: there when a commit first needs them (not kept by every reader: 100,000
+    #: records' lines are ~40 MB per process).
+    _source: tuple[Path, bytes] | None = None
+
+    def _load_lines(self) -> None:
+        """Lines and labels from the source file, if it is still this version."""
+        if self._lines is not None or self._source is None:
+            return
+        path, serial = self._source
+        self._source = None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return
+        if codec.index_serial(data[:96]) != serial:
+            return  # rewritten since: serialise afresh
+        labels = sorted(self.entries)
+        lines = codec.index_lines(data.decode("utf-8"), labels)
+        if lines is not None:
+            self._labels, self._lines = labels, lines
 
     @property
     def by_time(self) -> list[tuple[str, str]]:
@@ -43,6 +64,7 @@ class IndexState:
 
     def text(self) -> str:
         """The index file's text."""
+        self._load_lines()
         if self._lines is None:
             self._labels = sorted(self.entries)
             self._lines = [codec.index_line(label, self.entries[label]) for label in self._labels]
@@ -50,10 +72,11 @@ class IndexState:
 
     def updated(self, changed: dict[str, dict], removed: list[str]) -> IndexState:
         """The next version: a copy with ``changed`` entries set and ``removed`` ones gone."""
+        self._load_lines()
         entries = dict(self.entries)
         by_time = None if self._by_time is None else list(self._by_time)
         labels = None if self._labels is None else list(self._labels)
-        lines = None if self._lines is None else list(self._lines)
+        lines = None if self._lines is None or labels is None else list(self._lines)
         for label in [*removed, *changed]:
             old = entries.pop(label, None)
             if old is None:
@@ -114,11 +137,8 @@ class Disk:
             cached = self._indexes.get(project_id)
             if cached and cached[0] == signature:
                 return cached[1]
-            text = (head + f.read()).decode("utf-8")
-            entries = codec.parse_index(text)
-            labels = sorted(entries)
-            lines = codec.index_lines(text, labels)
-            state = IndexState(entries, None, labels if lines is not None else None, lines)
+            entries = codec.parse_index((head + f.read()).decode("utf-8"))
+            state = IndexState(entries, _source=(path, codec.index_serial(head)))
         with self._lock:
             self._indexes[project_id] = (signature, state)
         return state
