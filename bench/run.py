@@ -51,11 +51,10 @@ def log(message: str) -> None:
 
 
 def settle(plan: Plan) -> None:
-    """Let the machine go quiet: write back what the last store left dirty.
-
-    Measured right after a 100,000-record SQLite store, the bare GET app took twice
-    its CPU per request (0.52 ms instead of 0.23 ms) while the kernel wrote it back.
-    """
+    """Let the machine go quiet: write back what the last store left dirty, so that
+    the next measurement does not share the machine with that I/O. (A slow second
+    ceiling first blamed on this came from measuring before every worker listened:
+    see ``Server._all_workers_up``.)"""
     os.sync()
     time.sleep(plan.seconds / 2)
 

@@ -133,7 +133,7 @@ class Server:
     def rss_mb(self) -> float:
         """Resident memory of the server (VmRSS of its process and workers, summed), MB."""
         assert self.process is not None
-        return sum(_rss_mb(pid) for pid in _process_tree(self.process.pid))
+        return sum(_proc_mb(pid, "status", "VmRSS:") for pid in _process_tree(self.process.pid))
 
     def pss_mb(self) -> float:
         """Memory the server occupies (Pss of its process and workers, summed), MB.
@@ -142,7 +142,7 @@ class Server:
         counts those pages once per process; Pss divides each page among its sharers.
         """
         assert self.process is not None
-        return sum(_pss_mb(pid) for pid in _process_tree(self.process.pid))
+        return sum(_proc_mb(pid, "smaps_rollup", "Pss:") for pid in _process_tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server has used so far: its process and workers."""
@@ -176,24 +176,15 @@ def _process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _rss_mb(pid: int) -> float:
+def _proc_mb(pid: int, file: str, field: str) -> float:
+    """A kB field of ``/proc/PID/FILE`` (``VmRSS:`` of status, ``Pss:`` of
+    smaps_rollup) in MB; 0 for a process that exited meanwhile."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/{file}").read_text()
     except OSError:
         return 0.0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _pss_mb(pid: int) -> float:
-    try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0.0
-    for line in rollup.splitlines():
-        if line.startswith("Pss:"):
+    for line in text.splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
 

@@ -82,6 +82,10 @@ def index_line(label: str, entry: dict) -> str:
             f"{json.dumps(entry, ensure_ascii=False, separators=(',', ':'))}")
 
 
+#: Where an index file's records begin (one line each, up to "\n}}").
+_RECORDS_OPEN = '"records": {\n'
+
+
 def index_text(entries: dict[str, dict], lines: list[str] | None = None) -> str:
     """One line per record, sorted by label: cheap to parse and readable in a diff.
 
@@ -92,7 +96,7 @@ def index_text(entries: dict[str, dict], lines: list[str] | None = None) -> str:
         lines = [index_line(label, entries[label]) for label in sorted(entries)]
     head = json.dumps({"format": INDEX_FORMAT, "serial": secrets.token_hex(8)})
     body = ",\n".join(lines)
-    return f'{head[:-1]}, "records": {{\n{body}\n}}}}\n'
+    return f'{head[:-1]}, {_RECORDS_OPEN}{body}\n}}}}\n'
 
 
 def index_serial(head: bytes) -> bytes:
@@ -107,11 +111,11 @@ def index_lines(text: str, labels: list[str]) -> list[str] | None:
     Taken from the file they cost nothing, where serialising them again cost ~100 ms
     per 10,000 records each time another process had written the index.
     """
-    start = text.find('"records": {\n')
+    start = text.find(_RECORDS_OPEN)
     end = text.rfind("\n}}")
     if start < 0 or end < 0:
         return None
-    body = text[start + len('"records": {\n'):end]
+    body = text[start + len(_RECORDS_OPEN):end]
     lines = body.split(",\n") if body else []
     if len(lines) != len(labels):
         return None
