@@ -1,4 +1,4 @@
 """Benchmark of Sumatra Server against the limits of the machine it runs on.
 
-Run ``python -m bench --help``; README.md ("Benchmark") says how to read the output.
+Run ``python -m bench --help``; docs/benchmark.md says how to read the output.
 """

@@ -126,7 +126,7 @@ def test_a_response_is_freed_when_the_request_ends_not_at_the_next_full_collecti
 
 def test_a_truncated_upload_stores_nothing_and_the_others_go_on(production):
     """gunicorn hands the body to the app as it arrives (a buffering proxy belongs in
-    front, README "Deploying"): a client stalling mid-body holds one thread of four,
+    front, docs/deployment.md): a client stalling mid-body holds one thread of four,
     the other requests go on, and when it gives up nothing is stored."""
     body = json.dumps(record_doc("truncated")).encode()
     slow = socket.create_connection(("127.0.0.1", production.port), timeout=5)
