@@ -25,6 +25,7 @@ class Result:
     server_cpu_ms: float | None = None  # server CPU time per request (robust to noisy neighbours)
     ratio: float | None = None  # to the matching limit, when there is one
     limit: str | None = None
+    floor_ratio: float | None = None  # to the same request on the thinnest stack, if measured
 
     def as_dict(self) -> dict:
         return asdict(self)

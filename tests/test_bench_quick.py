@@ -30,13 +30,18 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
     results = report["backends"]["sqlite"]["results"]
     got = {(r["scenario"], r["concurrency"]) for r in results}
     expected = {
+        ("GET floor (thinnest stack)", 8),
+        ("PUT floor (thinnest stack)", 8),
         *((f"GET record ({n} records)", 8) for n in levels),
         *((f"GET project ({n} records)", 1) for n in levels),
+        *((f"PUT into the project ({n} records)", 8) for n in (levels[0], levels[-1])),
         ("PUT new record", 8),
         ("GET / (project list)", 8),
-        (f"GET project ?tags=rare ({levels[1]} records)", 1),
+        *((f"GET project ?tags=rare ({n} records)", 1) for n in levels[1:]),
         (f"GET project page, HTML ({levels[1]} records)", 1),
         *((f"mix 90% GET / 10% PUT ({levels[1]} records)", c) for c in (1, 8, 32)),
+        (f"GET record ({levels[1]} records)", 32),
+        ("PUT new record", 32),
     }
     assert got == expected
     assert all(r["requests"] > 0 for r in results)
@@ -45,8 +50,15 @@ def test_quick_benchmark_measures_every_scenario_without_errors(tmp_path: Path):
     # Ratios to the limits measured in the same run, and the targets judged.
     assert set(report["limits"]["used_rps"]) == {"GET", "PUT", "MIX"}
     assert all(r["ratio"] > 0 for r in results if r["limit"])
+    # ... and to the floor of the stack on the same database, measured in the same run.
+    floored = {r["scenario"] for r in results if r["floor_ratio"]}
+    assert floored == {f"GET record ({n} records)" for n in levels} | {
+        "PUT new record", "GET / (project list)"}, floored
     targets = report["backends"]["sqlite"]["targets"]
-    assert len(targets) == 8 and all(isinstance(t["passed"], bool) for t in targets)
+    assert {t["target"] for t in targets} >= {"GET record >= 0.8 x GET floor",
+                                               "PUT >= 0.8 x PUT floor",
+                                               "p99 <= 10 x p50 at concurrency 32"}
+    assert len(targets) == 9 and all(isinstance(t["passed"], bool) for t in targets)
     assert report["backends"]["sqlite"]["rss_mb"] > 0
     assert 0 < report["backends"]["sqlite"]["pss_mb"] <= report["backends"]["sqlite"]["rss_mb"]
     # The table on screen names every scenario and every target.
@@ -80,10 +92,12 @@ def test_floor_measures_the_thinnest_stack_next_to_the_ceiling():
     """``python -m bench.floor`` runs: both apps answer without errors, a ratio is printed."""
     if not shutil.which("wrk"):
         unavailable("wrk is not installed (Debian package wrk)")
-    done = subprocess.run([sys.executable, "-m", "bench.floor", "--seconds", "1", "--rounds", "1"],
+    done = subprocess.run([sys.executable, "-m", "bench.floor", "--seconds", "1", "--rounds", "1",
+                           "--backends", "sqlite"],
                           cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
+    # GET and PUT of the thinnest stack, both answered without errors.
     assert len([line for line in lines if line.endswith(", 0 errors")]) == 2, done.stdout
     ratio = float(lines[-1].rpartition(": ")[2])
     assert 0 < ratio < 1.5, done.stdout
