@@ -38,6 +38,8 @@ def _engine(url: str):
     """An engine like the backend's: SQLite in WAL with synchronous=FULL and a busy wait."""
     from sqlalchemy import create_engine, event
 
+    if url.startswith("postgresql://"):  # the driver the backend uses (psycopg 3)
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
     engine = create_engine(url)
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")
