@@ -94,6 +94,12 @@ def test_refused_records_name_the_field_and_store_nothing(store, incoming, field
         assert store.get_project("P") is None
 
 
+def test_a_label_that_can_never_be_a_url_is_refused(store):
+    with pytest.raises(InvalidInput, match="reserved") as caught, transaction.manager:
+        records.save_record(store, "P", "last", doc("last"), "v4", user="alice", limits=LIMITS)
+    assert caught.value.field == "label"
+
+
 def test_save_annotations_changes_only_annotations(store):
     save(store, doc(reason="r", outcome="o", tags=["x"], main_file="m.py"))
     with transaction.manager:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..limits import Limits, check_record
-from ..records import build_stored_record, edit_annotations, prepare_put
+from ..records import build_stored_record, edit_annotations, name_problem, prepare_put
 from ..storage import Storage
 from ..types import StoredRecord
 from .errors import InvalidInput, NotFound
@@ -27,6 +27,9 @@ def save_record(storage: Storage, project_id: str, label: str, incoming: Any,
     Give ``stored`` when the caller has read the record already (to check a
     precondition against that same revision).
     """
+    problem = name_problem(label, "label")  # traversal refuses it first over HTTP
+    if problem:
+        raise InvalidInput("label", problem)
     if stored is _UNREAD:
         stored = storage.get_record(project_id, label)
     check_record(incoming, limits)
