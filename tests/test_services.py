@@ -322,3 +322,11 @@ def test_last_admin_in_the_forms(testapp, storage, sole_admin, form, fields):
         assert storage.get_grants(sole_admin) == {"testuser": "admin"}
 
 # The CLI's grant and revoke: tests/test_cli.py, test_cli_keeps_the_last_admin.
+
+
+def test_the_create_form_flashes_the_refusal_with_the_id_as_typed(testapp):
+    login(testapp)
+    res = testapp.post("/@@create", {"id": "Bad!Id", "csrf_token": csrf(testapp)},
+                       headers=HTML, status=303)
+    assert flashes(res.follow(headers=HTML))[0].startswith(
+        "Project id 'Bad!Id' may contain only letters")
