@@ -20,12 +20,12 @@ from pyramid.paster import get_appsettings, setup_logging
 
 from . import build_storage, resolve_settings, transfer
 from .demo import load_demo
-from .passwords import hash_password
 from .permissions import DEFAULT_ROLE
 from .plugins import PluginError
-from .records import InvalidRecord, name_problem
+from .services import grants, users
+from .services.errors import Conflict, InvalidInput, ServiceError
 from .storage import Storage
-from .types import ANONYMOUS, ROLES, StorageError, UserInfo
+from .types import ROLES, StorageError
 
 
 class CommandError(Exception):
@@ -39,9 +39,7 @@ def read_password(prompt_twice: bool = True) -> str:
             raise CommandError("the passwords do not match")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 6:
-        raise CommandError("a password needs at least 6 characters")
-    return password
+    return password  # services.users checks its length
 
 
 def cmd_initdb(storage: Storage, args) -> str:
@@ -50,51 +48,32 @@ def cmd_initdb(storage: Storage, args) -> str:
 
 
 def cmd_adduser(storage: Storage, args) -> str:
-    problem = name_problem(args.name, "username")
-    if problem or args.name == ANONYMOUS:
-        raise CommandError(problem or f"{ANONYMOUS!r} is reserved for public access")
-    if storage.get_user(args.name):
-        raise CommandError(f"user {args.name!r} exists; use passwd to change the password")
-    storage.put_user(UserInfo(username=args.name, password_hash=hash_password(read_password()),
-                              is_admin=args.admin))
+    try:
+        users.check_new_user(storage, args.name)  # before the prompt, which would be wasted
+    except Conflict as exc:
+        raise CommandError(f"{exc}; use passwd to change the password") from None
+    users.add_user(storage, args.name, read_password(), admin=args.admin)
     return f"user {args.name!r} added" + (" (server administrator)" if args.admin else "")
 
 
 def cmd_passwd(storage: Storage, args) -> str:
-    user = storage.get_user(args.name)
-    if user is None:
-        raise CommandError(f"no user {args.name!r}")
-    user.password_hash = hash_password(read_password())
-    storage.put_user(user)
+    users.require_user(storage, args.name)  # before the prompt
+    users.set_password(storage, args.name, read_password())
     return f"password of {args.name!r} changed"
 
 
 def cmd_deluser(storage: Storage, args) -> str:
-    if not storage.delete_user(args.name):
-        raise CommandError(f"no user {args.name!r}")
+    users.delete_user(storage, args.name)
     return f"user {args.name!r} deleted with its grants"
 
 
-def _require_project(storage: Storage, project_id: str) -> None:
-    if storage.get_project(project_id) is None:
-        raise CommandError(f"no project {project_id!r}")
-
-
 def cmd_grant(storage: Storage, args) -> str:
-    _require_project(storage, args.project)
-    role = args.role
-    if args.user == ANONYMOUS:
-        role = "read"
-    elif storage.get_user(args.user) is None:
-        raise CommandError(f"no user {args.user!r}")
-    storage.set_grant(args.project, args.user, role)
+    role = grants.grant(storage, args.project, args.user, args.role)
     return f"{args.user!r} has {role} access to {args.project!r}"
 
 
 def cmd_revoke(storage: Storage, args) -> str:
-    _require_project(storage, args.project)
-    if not storage.revoke_grant(args.project, args.user):
-        raise CommandError(f"{args.user!r} holds no grant on {args.project!r}")
+    grants.revoke(storage, args.project, args.user)
     return f"{args.user!r} no longer has access to {args.project!r}"
 
 
@@ -166,7 +145,7 @@ def cmd_copy(storage: Storage, args) -> str:
     with _progress_bar(args, transfer.record_total(storage), "copy") as bar:
         try:
             done = transfer.copy(storage, destination, bar.update)
-        except (transfer.TransferError, InvalidRecord) as exc:
+        except (transfer.TransferError, InvalidInput) as exc:
             raise CommandError(str(exc)) from None
     return f"copied {transfer.describe(done)} to {args.destination}; verified"
 
@@ -196,7 +175,7 @@ def cmd_load(storage: Storage, args) -> str:
             done = transfer.load(storage, lines, bar.update)
     except OSError as exc:
         raise CommandError(f"cannot read {args.file}: {exc}") from None
-    except (transfer.TransferError, InvalidRecord, KeyError) as exc:
+    except (transfer.TransferError, InvalidInput, KeyError) as exc:
         raise CommandError(f"{args.file}: {exc}") from None
     return f"loaded {transfer.describe(done)} from {args.file}; verified"
 
@@ -266,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in ("initdb", "check"):  # check looks, and changes nothing
             storage.initialize()
         with transaction.manager:
-            output = COMMANDS[args.command](storage, args)
+            try:
+                output = COMMANDS[args.command](storage, args)
+            except ServiceError as exc:  # a rule refused: abort, and tell the operator why
+                raise CommandError(str(exc)) from None
     except CommandError as exc:
         print(f"sumatra-server {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 
-from .passwords import hash_password
+from . import DEFAULT_SETTINGS
+from .limits import Limits
 from .permissions import DEFAULT_ROLE
-from .records import build_stored_record, validate
+from .services import grants, projects, records, users
 from .storage import Storage
-from .types import ANONYMOUS, ProjectInfo, UserInfo
 
 DEMO_USER = "testuser"
 DEMO_PASSWORD = "abc123"
@@ -20,22 +20,30 @@ def demo_data() -> dict:
 
 
 def load_demo(storage: Storage, data: dict | None = None) -> dict[str, int]:
-    """Load users, projects, grants and records; return how many of each."""
+    """Load users, projects, grants and records; return how many of each.
+
+    Loading again resets the demo's users and projects to their demo state.
+    """
     data = data or demo_data()
     for user in data["users"]:
-        storage.put_user(UserInfo(username=user["username"],
-                                  password_hash=hash_password(user["password"])))
+        if storage.get_user(user["username"]) is None:
+            users.add_user(storage, user["username"], user["password"])
+        else:
+            users.set_password(storage, user["username"], user["password"])
     for project in data["projects"]:
-        storage.put_project(ProjectInfo(id=project["id"], name=project.get("name", ""),
-                                        description=project.get("description", "")))
+        info = storage.get_project(project["id"])
+        if info is None:
+            projects.create_project(storage, project["id"], None, project.get("name"),
+                                    project.get("description"))
+        else:
+            projects.update_project(storage, info, project)
     for grant in data["grants"]:
-        role = "read" if grant["principal"] == ANONYMOUS else grant.get("role", DEFAULT_ROLE)
-        storage.set_grant(grant["project"], grant["principal"], role)
+        grants.grant(storage, grant["project"], grant["principal"],
+                     grant.get("role", DEFAULT_ROLE))
+    limits = Limits.from_settings(DEFAULT_SETTINGS)
     for doc in data["records"]:
-        project_id = doc["project_id"]
-        validate(doc, project_id, doc["label"])
-        existing = storage.get_record(project_id, doc["label"])
-        storage.put_record(build_stored_record(project_id, doc), create=existing is None)
+        records.save_record(storage, doc["project_id"], doc["label"], doc, "v4", user=None,
+                            limits=limits)
     return {name: len(data[name]) for name in ("users", "projects", "grants", "records")}
 
 

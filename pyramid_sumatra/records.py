@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .services.errors import InvalidInput
 from .types import StoredRecord
 
 #: Names that are routes inside a project, never record labels.
@@ -28,13 +29,8 @@ _TIMESTAMP_RE = re.compile(
 )
 
 
-class InvalidRecord(ValueError):
-    """The document cannot be accepted; ``field`` names the culprit."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+#: The document cannot be accepted (the old name of services.errors.InvalidInput).
+InvalidRecord = InvalidInput
 
 
 def name_problem(name: str, kind: str) -> str | None:

@@ -241,7 +241,7 @@ _CHEAP_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism
 
 @pytest.fixture
 def demo(storage, monkeypatch) -> dict:
-    monkeypatch.setattr("pyramid_sumatra.demo.hash_password", _CHEAP_HASHER.hash)
+    monkeypatch.setattr("pyramid_sumatra.services.users.hash_password", _CHEAP_HASHER.hash)
     with transaction.manager:
         return load_demo(storage)
 

@@ -131,3 +131,28 @@ def test_missing_config_file_fails_clearly(tmp_path):
 def test_password_is_never_taken_from_argv(ini):
     res = run(ini, "adduser", "dave", "--password", "x")
     assert res.returncode == 2  # argparse: no such option
+
+
+@pytest.mark.parametrize("args", [["revoke", "TestProject", "lastadmin"],
+                                  ["grant", "TestProject", "lastadmin", "--role", "write"]])
+def test_cli_keeps_the_last_admin(ini, args):
+    run(ini, "load-demo")
+    run(ini, "adduser", "lastadmin", stdin="long enough\n")
+    assert run(ini, "grant", "TestProject", "lastadmin", "--role", "admin").returncode == 0
+    before = run(ini, "projects").stdout
+    assert "lastadmin:admin" in before and "testuser:write" in before
+    res = run(ini, *args)
+    assert res.returncode == 1
+    assert res.stderr == (f"sumatra-server {args[0]}: 'lastadmin' is the project's only admin; "
+                          "grant another admin first\n")
+    assert run(ini, "projects").stdout == before
+    # with a second admin, the first may go
+    assert run(ini, "grant", "TestProject", "testuser", "--role", "admin").returncode == 0
+    assert run(ini, *args).returncode == 0
+
+
+def test_adduser_checks_the_name_before_asking_for_a_password(ini):
+    with patch("pyramid_sumatra.cli.read_password") as read_password:
+        res = run(ini, "adduser", "_server")
+    assert res.returncode == 1 and "reserved for the server" in res.stderr
+    read_password.assert_not_called()

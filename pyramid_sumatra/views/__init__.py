@@ -1,4 +1,4 @@
-"""Views: thin layers that negotiate, parse, call storage and render.
+"""Views: thin layers that negotiate, parse, call services (or read storage) and render.
 
 JSON and HTML views are separate ``view_config``s on the same context, chosen
 by the ``representation`` predicate ("json" matches every JSON media type).
@@ -13,6 +13,8 @@ from pyramid.config import Configurator
 from pyramid.events import NewResponse
 from pyramid.httpexceptions import (
     HTTPBadRequest,
+    HTTPConflict,
+    HTTPException,
     HTTPNotFound,
     HTTPNotModified,
     HTTPPreconditionFailed,
@@ -22,7 +24,8 @@ from pyramid.response import Response
 from webob.etag import ETagMatcher
 
 from ..negotiation import Representation, negotiate
-from ..records import InvalidRecord, etag, etag_revision, parse_json_body
+from ..records import etag, etag_revision, parse_json_body
+from ..services.errors import Conflict, InvalidInput, LastAdmin, NotFound, ServiceError
 
 
 class RepresentationPredicate:
@@ -61,16 +64,27 @@ def require_project(project) -> None:
         raise json_error(HTTPNotFound, "not found", f"no project {project.id!r}")
 
 
-def bad_request(exc: InvalidRecord) -> HTTPBadRequest:
-    return HTTPBadRequest(json_body={"error": f"invalid {exc.field}", "detail": exc.message,
-                                     "field": exc.field})
+#: The HTTP error of each domain error: the first class it is an instance of.
+_STATUS: tuple[tuple[type[ServiceError], type[HTTPException]], ...] = (
+    (LastAdmin, HTTPBadRequest),  # a conflict, but answered 400 since 0.1.0
+    (Conflict, HTTPConflict),
+    (NotFound, HTTPNotFound),
+    (ServiceError, HTTPBadRequest),  # InvalidInput, UnknownUser
+)
+
+
+def http_error(exc: ServiceError) -> HTTPException:
+    """The HTTP error telling a client why a service refused: ``{"error", "detail"[, "field"]}``."""
+    body = {"error": exc.error, "detail": exc.detail}
+    if isinstance(exc, InvalidInput):
+        body["field"] = exc.field
+    status = next(cls for kind, cls in _STATUS if isinstance(exc, kind))
+    return status(json_body=body)
 
 
 def read_json(request: Request) -> Any:
-    try:
-        return parse_json_body(request.body)
-    except InvalidRecord as exc:
-        raise bad_request(exc) from None
+    """The request body as JSON; InvalidInput (a 400, see errors.service_error) if it is not."""
+    return parse_json_body(request.body)
 
 
 def render_json(request: Request, data: Any, rep: Representation, *,

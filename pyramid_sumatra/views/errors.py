@@ -22,8 +22,9 @@ from pyramid.view import exception_view_config, forbidden_view_config, view_conf
 
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
+from ..services.errors import ServiceError
 from ..types import StorageConflict, StorageFull, StorageUnavailable
-from . import json_error, representation
+from . import http_error, json_error, representation
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ def bad_csrf(exc, request: Request):
 @exception_view_config(HTTPException)
 def http_exception(exc: HTTPException, request: Request):
     return as_error(exc, request)
+
+
+@exception_view_config(ServiceError)
+def service_error(exc: ServiceError, request: Request):
+    """A rule refused (services.errors): 400, 404 or 409 with its error and detail."""
+    return as_error(http_error(exc), request)
 
 
 @exception_view_config(StorageUnavailable)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, HTTPSeeOther
+from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
 from ..documents import document_text
 from ..negotiation import offers
 from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
-from ..projects import admins
 from ..resources import Permissions
-from ..types import ANONYMOUS, ROLES
+from ..services import grants
 from . import json_error, read_json, render_json, representation, require_project
 
 
@@ -55,26 +54,9 @@ def _done(request: Request, context: Permissions):
 def grant(context: Permissions, request: Request):
     require_project(context.project)
     data = _grant_request(request)
-    apply_grant(request, context, data.get("user"), data.get("role") or DEFAULT_ROLE)
+    grants.grant(request.storage, context.project.id, data.get("user"),
+                 data.get("role") or DEFAULT_ROLE)
     return _done(request, context)
-
-
-def apply_grant(request: Request, context: Permissions, user, role) -> None:
-    """Grant ``user`` the ``role`` (the JSON API and the web form); 400 when not allowed."""
-    if not isinstance(user, str) or not user:
-        raise json_error(HTTPBadRequest, "invalid user", "name the user to grant: user=NAME")
-    if role not in ROLES:
-        raise json_error(HTTPBadRequest, "invalid role", f"role must be one of {', '.join(ROLES)}")
-    if user == ANONYMOUS:
-        role = "read"  # public projects: anonymous callers only ever read
-    elif request.storage.get_user(user) is None:
-        raise json_error(HTTPBadRequest, "unknown user", f"there is no user {user!r}")
-    grants = context.project.grants
-    if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:
-        raise json_error(HTTPBadRequest, "last admin",
-                         f"{user!r} is the project's only admin; grant another admin first")
-    request.storage.set_grant(context.project.id, user, role)
-    context.project.__dict__.pop("grants", None)
 
 
 @view_config(context=Permissions, request_method="DELETE", permission=MANAGE)
@@ -83,17 +65,5 @@ def revoke(context: Permissions, request: Request):
     user = request.GET.get("user")
     if not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user: ?user=NAME")
-    apply_revoke(request, context, user)
+    grants.revoke(request.storage, context.project.id, user)
     return _done(request, context)
-
-
-def apply_revoke(request: Request, context: Permissions, user: str) -> None:
-    """Remove ``user``'s grant (the JSON API and the web form); 404/400 when not allowed."""
-    grants = context.project.grants
-    if user not in grants:
-        raise json_error(HTTPNotFound, "not found", f"{user!r} holds no grant on this project")
-    if admins(grants) == [user]:
-        raise json_error(HTTPBadRequest, "last admin",
-                         f"{user!r} is the project's only admin; grant another admin first")
-    request.storage.revoke_grant(context.project.id, user)
-    context.project.__dict__.pop("grants", None)

@@ -9,9 +9,9 @@ from pyramid.view import view_config
 from ..documents import document_text, project_document, project_list_entry
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
-from ..projects import create_project, update_project
-from ..records import unstorable
 from ..resources import Project, Root, TagSet
+from ..services import projects
+from ..services.records import delete_tagged
 from ..types import ANONYMOUS, RecordQuery
 from . import json_error, read_json, render_json, representation, require_project
 
@@ -84,18 +84,12 @@ def put_project(context: Project, request):
     body = read_json(request)
     if not isinstance(body, dict):
         raise json_error(HTTPBadRequest, "invalid body", "a project must be a JSON object")
-    for key in ("name", "description"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise json_error(HTTPBadRequest, f"invalid {key}", f"{key} must be a string")
-        if isinstance(body.get(key), str) and unstorable(body[key]):
-            raise json_error(HTTPBadRequest, f"invalid {key}",
-                             f"{key} contains a NUL or a lone surrogate, which cannot be stored")
     if context.exists:
-        update_project(request.storage, context.info, body)
+        projects.update_project(request.storage, context.info, body)
         request.response.status_int = 200
     else:
-        create_project(request.storage, context.id, request.authenticated_userid,
-                       body.get("name") or "", body.get("description") or "")
+        projects.create_project(request.storage, context.id, request.authenticated_userid,
+                                body.get("name"), body.get("description"))
         request.response.status_int = 201
     context.__dict__.pop("info", None)  # re-read after the write
     request.response.location = request.resource_url(context)
@@ -114,7 +108,7 @@ def _project_json(request: Request, context: Project):
 @view_config(context=Project, request_method="DELETE", permission=MANAGE)
 def delete_project(context: Project, request):
     require_project(context)
-    request.storage.delete_project(context.id)
+    projects.delete_project(request.storage, context.id)
     return HTTPNoContent()
 
 
@@ -126,7 +120,7 @@ def get_tagset(context: TagSet, request):
 @view_config(context=TagSet, request_method="DELETE", permission=EDIT)
 def delete_tagset(context: TagSet, request):
     require_project(context.project)
-    count = request.storage.delete_records_by_tag(context.project.id, context.tag)
+    count = delete_tagged(request.storage, context.project.id, context.tag)
     request.response.content_type = "text/plain"
     request.response.charset = "utf-8"
     request.response.text = str(count)

@@ -6,14 +6,12 @@ from pyramid.httpexceptions import HTTPNoContent, HTTPNotFound
 from pyramid.view import view_config, view_defaults
 
 from ..documents import record_text
-from ..limits import check_record, record_limits
+from ..limits import record_limits
 from ..negotiation import check_body_type, offers
 from ..permissions import EDIT, VIEW
-from ..projects import create_project
-from ..records import InvalidRecord, prepare_put
 from ..resources import Last, Record
+from ..services.records import delete_record, save_record
 from . import (
-    bad_request,
     check_if_match,
     json_error,
     read_json,
@@ -52,29 +50,20 @@ class RecordWrites:
         incoming = read_json(request)
         stored = context.stored
         check_if_match(request, stored.revision if stored else None)
-        try:
-            check_record(incoming, record_limits(request))
-            record = prepare_put(context.project.id, context.label, incoming, media_version,
-                                 stored)
-        except InvalidRecord as exc:
-            raise bad_request(exc) from None
-        if not context.project.exists:
-            create_project(request.storage, context.project.id, request.authenticated_userid)
-        if stored is None or stored.body != record.body:
-            request.storage.put_record(record, create=stored is None)
-        else:  # nothing changed: keep the stored revision (JSONB re-serialises bodies)
-            record = stored
+        record, created = save_record(
+            request.storage, context.project.id, context.label, incoming, media_version,
+            user=request.authenticated_userid, limits=record_limits(request), stored=stored)
         rep = representation(request, context)
         if rep is None or rep.is_html:
             rep = offers("record")[0]
         request.response.location = request.resource_url(context)
         return render_json(request, None, rep, revision=record.revision,
-                           status=201 if stored is None else 200,
+                           status=201 if created else 200,
                            body=record_text(record, rep))
 
     @view_config(request_method="DELETE")
     def delete(self):
         _require(self.context)
         check_if_match(self.request, self.context.stored.revision)
-        self.request.storage.delete_record(self.context.project.id, self.context.label)
+        delete_record(self.request.storage, self.context.project.id, self.context.label)
         return HTTPNoContent()

@@ -1,32 +1,33 @@
 """Form handlers of the web interface: each POSTs (with a CSRF token), acts, and redirects.
 
 Outcomes are told with a flash message on the page redirected to; the rules
-(who may grant, which annotations a record takes) live in shared functions the
-JSON API uses too.
+(who may grant, which annotations a record takes) live in ``services``, which the
+JSON API and the CLI use too; a refusal is flashed with its ``detail``.
 """
 
 from __future__ import annotations
 
-from pyramid.httpexceptions import HTTPClientError, HTTPSeeOther
+from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from ..limits import check_record, record_limits
+from ..limits import record_limits
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
-from ..projects import create_project
-from ..records import InvalidRecord, build_stored_record, edit_annotations, name_problem, tag_list
+from ..records import tag_list
 from ..resources import Permissions, Project, Record, Root
-from ..types import ANONYMOUS, StoredRecord
-from .permissions import apply_grant, apply_revoke
+from ..services import grants
+from ..services.errors import InvalidInput, NotFound, ServiceError
+from ..services.projects import create_project
+from ..services.records import delete_record, delete_records, save_annotations, tag_records
+from ..types import ANONYMOUS
 
 
 def flash(request: Request, message: str, queue: str = "info") -> None:
     request.session.flash(message, queue)
 
 
-def _detail(exc: HTTPClientError) -> str:
-    body = exc.json_body if exc.content_type == "application/json" and exc.body else {}
-    return body.get("detail") or exc.detail or exc.explanation
+def _sentence(detail: str) -> str:
+    return detail[:1].upper() + detail[1:] + "."
 
 
 def _back(request: Request, resource, *elements, **query) -> HTTPSeeOther:
@@ -39,36 +40,19 @@ def _back(request: Request, resource, *elements, **query) -> HTTPSeeOther:
 @view_config(context=Root, name="create", request_method="POST", permission=CREATE)
 def create_project_form(context: Root, request: Request):
     project_id = request.POST.get("id", "").strip()
-    problem = name_problem(project_id, "project id")
-    if problem:
-        flash(request, problem.capitalize() + ".", "error")
+    try:
+        create_project(request.storage, project_id, request.authenticated_userid,
+                       request.POST.get("name", "").strip(),
+                       request.POST.get("description", "").strip())
+    except ServiceError as exc:
+        flash(request, _sentence(exc.detail), "error")
         return _back(request, context)
-    if request.storage.get_project(project_id) is not None:
-        flash(request, f"A project {project_id!r} already exists.", "error")
-        return _back(request, context)
-    create_project(request.storage, project_id, request.authenticated_userid,
-                   request.POST.get("name", "").strip(),
-                   request.POST.get("description", "").strip())
     flash(request, f"Project {project_id!r} created. Point smt at it with: "
           f"smt init --store={request.resource_url(context)} {project_id}")
     return HTTPSeeOther(location=request.resource_url(context, project_id, ""))
 
 
 # -- records ---------------------------------------------------------------------------
-
-
-def save_annotations(request: Request, stored: StoredRecord, changes: dict) -> bool:
-    """Store the record with new reason/outcome/tags; True if anything changed.
-
-    Raises InvalidRecord, as a PUT would, for tags over the configured limits.
-    """
-    doc = edit_annotations(stored.document, changes)
-    check_record(doc, record_limits(request))
-    record = build_stored_record(stored.project_id, doc)
-    if record.body == stored.body:
-        return False
-    request.storage.put_record(record, create=False)
-    return True
 
 
 @view_config(context=Record, name="edit", request_method="POST", permission=EDIT)
@@ -83,8 +67,9 @@ def edit_record_form(context: Record, request: Request):
         return _back(request, context)
     changes = {k: request.POST[k] for k in ("reason", "outcome", "tags") if k in request.POST}
     try:
-        changed = save_annotations(request, stored, changes)
-    except InvalidRecord as exc:
+        changed = save_annotations(request.storage, stored, changes,
+                                   limits=record_limits(request))
+    except InvalidInput as exc:
         flash(request, exc.message, "error")
         return _back(request, context)
     flash(request, "Saved." if changed else "Nothing to save: no field changed.")
@@ -93,10 +78,12 @@ def edit_record_form(context: Record, request: Request):
 
 @view_config(context=Record, name="delete", request_method="POST", permission=EDIT)
 def delete_record_form(context: Record, request: Request):
-    if request.storage.delete_record(context.project.id, context.label):
-        flash(request, f"Deleted record {context.label!r}.")
-    else:
+    try:
+        delete_record(request.storage, context.project.id, context.label)
+    except NotFound:
         flash(request, f"There is no record {context.label!r}.", "error")
+    else:
+        flash(request, f"Deleted record {context.label!r}.")
     return _back(request, context.project)
 
 
@@ -122,24 +109,16 @@ def bulk_tag(context: Project, request: Request):
     labels = _selected(request)
     try:
         tags = tag_list(request.POST.get("tag", ""))
-    except InvalidRecord:
+    except InvalidInput:
         tags = []
     if not labels or not tags:
         flash(request, "Select records and type a tag.", "error")
         return _back(request, context)
     adding = request.POST["action"] == "tag"
-    changed = 0
-    for label in labels:
-        stored = request.storage.get_record(context.id, label)
-        if stored is None:
-            continue
-        current = stored.tags
-        new = list(dict.fromkeys(current + tags)) if adding else [
-            t for t in current if t not in tags]
-        try:
-            changed += save_annotations(request, stored, {"tags": new})
-        except InvalidRecord as exc:
-            flash(request, f"{label}: {exc.message}", "error")
+    changed, refused = tag_records(request.storage, context.id, labels, tags, add=adding,
+                                   limits=record_limits(request))
+    for label, exc in refused.items():
+        flash(request, f"{label}: {exc.message}", "error")
     verb = "Tagged" if adding else "Untagged"
     flash(request, f"{verb} {changed} record(s) {'with' if adding else 'from'} "
           f"{', '.join(tags)}.")
@@ -150,7 +129,7 @@ def bulk_tag(context: Project, request: Request):
              permission=EDIT)
 def bulk_delete(context: Project, request: Request):
     labels = _selected(request)
-    deleted = sum(request.storage.delete_record(context.id, label) for label in labels)
+    deleted = delete_records(request.storage, context.id, labels)
     flash(request, f"Deleted {deleted} record(s)." if deleted else "Select records to delete.",
           "info" if deleted else "error")
     return _back(request, context)
@@ -159,11 +138,13 @@ def bulk_delete(context: Project, request: Request):
 # -- permissions -----------------------------------------------------------------------
 
 
-def _permission_change(request: Request, context: Permissions, change, done: str):
+def _permission_change(request: Request, context: Permissions, change, args: tuple,
+                       done: str):
+    """``change`` (grants.grant or grants.revoke) on this project; flash what happened."""
     try:
-        change()
-    except HTTPClientError as exc:
-        flash(request, _detail(exc), "error")
+        change(request.storage, context.project.id, *args)
+    except ServiceError as exc:
+        flash(request, exc.detail, "error")
     else:
         flash(request, done)
     return _back(request, context)
@@ -173,14 +154,14 @@ def _permission_change(request: Request, context: Permissions, change, done: str
 def grant_form(context: Permissions, request: Request):
     user = request.POST.get("user", "").strip()
     role = request.POST.get("role", "write")
-    return _permission_change(request, context, lambda: apply_grant(request, context, user, role),
+    return _permission_change(request, context, grants.grant, (user, role),
                               f"{user} now has the {role} role.")
 
 
 @view_config(context=Permissions, name="revoke", request_method="POST", permission=MANAGE)
 def revoke_form(context: Permissions, request: Request):
     user = request.POST.get("user", "").strip()
-    return _permission_change(request, context, lambda: apply_revoke(request, context, user),
+    return _permission_change(request, context, grants.revoke, (user,),
                               f"{user} no longer has access.")
 
 
@@ -191,8 +172,8 @@ def visibility_form(context: Permissions, request: Request):
         return _back(request, context)
     if public:
         return _permission_change(
-            request, context, lambda: apply_grant(request, context, ANONYMOUS, "read"),
+            request, context, grants.grant, (ANONYMOUS, "read"),
             "The project is public: anyone can read it, without logging in.")
     return _permission_change(
-        request, context, lambda: apply_revoke(request, context, ANONYMOUS),
+        request, context, grants.revoke, (ANONYMOUS,),
         "The project is private: only the people listed can read it.")

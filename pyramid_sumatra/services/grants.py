@@ -1,0 +1,46 @@
+"""Grants: who holds which role on a project; a project never loses its last admin."""
+
+from __future__ import annotations
+
+from ..permissions import DEFAULT_ROLE
+from ..storage import Storage
+from ..types import ANONYMOUS, ROLES
+from .errors import InvalidInput, LastAdmin, NotFound
+from .projects import require_project
+from .users import require_user
+
+
+def admins(grants: dict[str, str]) -> list[str]:
+    return sorted(p for p, role in grants.items() if role == "admin")
+
+
+def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE) -> str:
+    """Give ``user`` (or ``anonymous``: the public) ``role`` on the project; return the role.
+
+    ``user`` and ``role`` may come straight from a request body, hence ``object``.
+    """
+    require_project(storage, project_id)
+    if not isinstance(user, str) or not user:
+        raise InvalidInput("user", "name the user to grant: user=NAME")
+    if role not in ROLES:
+        raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
+    if user == ANONYMOUS:
+        role = "read"  # public projects: anonymous callers only ever read
+    else:
+        require_user(storage, user)
+    grants = storage.get_grants(project_id)
+    if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:
+        raise LastAdmin(user)
+    storage.set_grant(project_id, user, role)
+    return role
+
+
+def revoke(storage: Storage, project_id: str, user: str) -> None:
+    """Remove ``user``'s grant on the project."""
+    require_project(storage, project_id)
+    grants = storage.get_grants(project_id)
+    if user not in grants:
+        raise NotFound(f"{user!r} holds no grant on this project")
+    if admins(grants) == [user]:
+        raise LastAdmin(user)
+    storage.revoke_grant(project_id, user)

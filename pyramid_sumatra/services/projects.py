@@ -1,0 +1,67 @@
+"""Projects: create (the creator becomes admin), update the name and description, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..permissions import CREATOR_ROLE
+from ..records import name_problem, unstorable
+from ..storage import Storage
+from ..types import ProjectInfo
+from .errors import Conflict, InvalidInput, NotFound
+
+
+def require_project(storage: Storage, project_id: str) -> ProjectInfo:
+    """The project, or NotFound."""
+    project = storage.get_project(project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id!r}")
+    return project
+
+
+def _check_text(changes: dict[str, Any]) -> None:
+    """``name`` and ``description``, when given, are storable strings."""
+    for key in ("name", "description"):
+        value = changes.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(key, f"{key} must be a string")
+        if isinstance(value, str) and unstorable(value):
+            raise InvalidInput(key, f"{key} contains a NUL or a lone surrogate, "
+                                    "which cannot be stored")
+
+
+def create_project(storage: Storage, project_id: str, creator: str | None,
+                   name: str | None = None, description: str | None = None) -> ProjectInfo:
+    """Create a project; its creator gets the admin role on it."""
+    problem = name_problem(project_id, "project id")
+    if problem:
+        raise InvalidInput("id", problem)
+    _check_text({"name": name, "description": description})
+    if storage.get_project(project_id) is not None:
+        raise Conflict(f"a project {project_id!r} already exists")
+    project = ProjectInfo(id=project_id, name=name or project_id,
+                          description=description or "")
+    storage.put_project(project)
+    if creator:
+        storage.set_grant(project_id, creator, CREATOR_ROLE)
+    return project
+
+
+def update_project(storage: Storage, project: ProjectInfo, changes: dict) -> ProjectInfo:
+    """Apply ``name``/``description`` from ``changes``; absent keys keep their value."""
+    _check_text(changes)
+    updated = ProjectInfo(
+        id=project.id,
+        name=changes.get("name") or project.name,
+        # null, like absent, keeps the description (storage holds no null; found by fuzzing)
+        description=(changes["description"] if changes.get("description") is not None
+                     else project.description),
+    )
+    storage.put_project(updated)
+    return updated
+
+
+def delete_project(storage: Storage, project_id: str) -> None:
+    """Delete the project with its records and grants."""
+    if not storage.delete_project(project_id):
+        raise NotFound(f"no project {project_id!r}")

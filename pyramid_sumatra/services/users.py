@@ -1,0 +1,58 @@
+"""Users: add (name and password rules), change a password, delete."""
+
+from __future__ import annotations
+
+from ..passwords import hash_password
+from ..records import name_problem
+from ..storage import Storage
+from ..types import ANONYMOUS, UserInfo
+from .errors import Conflict, InvalidInput, UnknownUser
+
+MIN_PASSWORD_LENGTH = 6
+
+
+def require_user(storage: Storage, username: str) -> UserInfo:
+    """The user, or UnknownUser."""
+    user = storage.get_user(username)
+    if user is None:
+        raise UnknownUser(username)
+    return user
+
+
+def check_new_user(storage: Storage, username: str) -> None:
+    """Whether ``username`` may be added: a valid, unreserved name no one has."""
+    problem = name_problem(username, "username")
+    if problem:
+        raise InvalidInput("username", problem)
+    if username == ANONYMOUS:
+        raise InvalidInput("username", f"{ANONYMOUS!r} is reserved for public access")
+    if storage.get_user(username) is not None:
+        raise Conflict(f"user {username!r} exists")
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password",
+                           f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def add_user(storage: Storage, username: str, password: str, *, admin: bool = False) -> UserInfo:
+    """Add a user (``admin``: a server-wide administrator); the password is stored hashed."""
+    check_new_user(storage, username)
+    check_password(password)
+    user = UserInfo(username=username, password_hash=hash_password(password), is_admin=admin)
+    storage.put_user(user)
+    return user
+
+
+def set_password(storage: Storage, username: str, password: str) -> None:
+    user = require_user(storage, username)
+    check_password(password)
+    user.password_hash = hash_password(password)
+    storage.put_user(user)
+
+
+def delete_user(storage: Storage, username: str) -> None:
+    """Delete the user and every grant it holds."""
+    if not storage.delete_user(username):
+        raise UnknownUser(username)
