@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, UserInfo
+from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
 PROJECT_NAME = "pyramid_sumatra"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -194,6 +194,57 @@ def sumatra_list_users() -> list[UserInfo]:
     """Return every user, ordered by username."""
 
 
+# -- sessions and personal API tokens (optional: see OPTIONAL_STORAGE_HOOKS) ---
+
+
+@hookspec(firstresult=True)
+def sumatra_bump_session_generation(username: str) -> int | None:
+    """Add one to the user's ``session_generation``, atomically; return the new value.
+
+    Every browser session of the user ends at once (logout, password change). Return
+    None if there is no such user. Without this hook the app reads the user and
+    puts it back with the generation plus one.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_put_token(token: TokenInfo) -> bool:
+    """Store a new token (its ``secret_hash``, never a secret). Return True.
+
+    Return False, storing nothing, if ``token.username`` already has a token
+    named ``token.name``. A token whose ``id`` exists after all (a concurrent
+    writer) raises ``StorageConflict``. The user must exist (the app checks).
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_get_token(token_id: str) -> TokenInfo | None:
+    """Return the token with this ``id``, or None. Called on every token-authenticated
+    request: a key lookup (primary key, dict), never a scan of all tokens."""
+
+
+@hookspec(firstresult=True)
+def sumatra_list_tokens(username: str | None) -> list[TokenInfo]:
+    """Return the user's tokens ordered by name; ``None``: every user's, by username
+    then name (dump and copy). Empty when there are none."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_token(username: str, name: str) -> bool:
+    """Revoke (delete) the user's token ``name``. Return True if it existed.
+
+    ``sumatra_delete_user`` need not delete tokens: the app revokes them first.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_touch_token(token_id: str, last_used: str) -> bool:
+    """Set the token's ``last_used`` (UTC text). Return True if the token exists.
+
+    The app calls it at most about once a minute per token, not per request.
+    """
+
+
 # -- not storage: authentication and events ------------------------------------
 
 
@@ -241,3 +292,15 @@ STORAGE_HOOKS = (
     "sumatra_delete_user",
     "sumatra_list_users",
 )
+
+#: Storage hooks a backend may lack: tokens are then unavailable (the page and the
+#: CLI say so; a token is just a wrong password) and logout bumps the session
+#: generation through get_user/put_user. The built-in backends implement them all.
+TOKEN_HOOKS = (
+    "sumatra_put_token",
+    "sumatra_get_token",
+    "sumatra_list_tokens",
+    "sumatra_delete_token",
+    "sumatra_touch_token",
+)
+OPTIONAL_STORAGE_HOOKS = ("sumatra_bump_session_generation", *TOKEN_HOOKS)
