@@ -176,10 +176,10 @@ def verify(expected: dict[str, Any], storage: Storage) -> dict[str, int]:
 
 def counts(summary: dict[str, Any]) -> dict[str, int]:
     projects = summary["projects"].values()
-    return {"users": len(summary["users"]), "tokens": len(summary.get("tokens", {})),
-            "projects": len(summary["projects"]),
+    return {"users": len(summary["users"]), "projects": len(summary["projects"]),
             "grants": sum(len(p["grants"]) for p in projects),
-            "records": sum(p["records"] for p in projects)}
+            "records": sum(p["records"] for p in projects),
+            "API tokens": len(summary.get("tokens", {}))}
 
 
 def record_total(storage: Storage) -> int:
