@@ -174,3 +174,17 @@ def test_real_basic_credentials_skip_the_csrf_check_even_with_a_cookie(testapp):
     # A wrong password with the cookie is 401, not the session's identity.
     testapp.put_json("/ViaBadBasic/", {"name": "x"},
                      headers={**JSON, **basic(password="wrong")}, status=401)
+
+
+def test_logout_in_one_process_ends_the_session_in_another(testapp, wsgi_app, app_settings):
+    """Two app instances over one store (two gunicorn workers): nothing is per process."""
+    import pyramid_sumatra
+
+    second = pyramid_sumatra.main({}, **{**app_settings, "sumatra.initdb": "false"})
+    try:
+        cookie = login(testapp)
+        assert_session_alive(second, cookie)
+        testapp.post("/_logout", {"csrf_token": csrf_token(testapp)}, status=303)
+        assert_session_dead(second, cookie)
+    finally:
+        second.registry["sumatra.storage"].dispose()
