@@ -4,7 +4,9 @@ Exactly one *backend* plugin implements the storage hooks (every hook below
 marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
 of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
 a callable ``create_backend(settings: dict) -> object`` returning the plugin
-object whose methods carry ``@hookimpl``.
+object whose methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS``
+(start-up fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (sessions
+and personal API tokens; without the token hooks tokens are unavailable).
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
