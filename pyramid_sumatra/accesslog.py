@@ -57,6 +57,8 @@ def access_entry(request: Request, status: int, duration: float) -> dict:
         "duration_ms": round(duration * 1000, 2),
         "request_id": request.request_id,
         "user": identity.username if identity else None,
+        # The token's name, never its secret: which credential to revoke if it leaked.
+        "token": identity.token.name if identity and identity.token else None,
         "remote_addr": request.client_addr,
     }
 

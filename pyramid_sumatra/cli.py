@@ -18,7 +18,7 @@ from pathlib import Path
 import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
-from . import build_storage, resolve_settings, transfer
+from . import build_storage, resolve_settings, tokens, transfer
 from .demo import load_demo
 from .permissions import DEFAULT_ROLE
 from .plugins import PluginError
@@ -59,7 +59,7 @@ def cmd_adduser(storage: Storage, args) -> str:
 def cmd_passwd(storage: Storage, args) -> str:
     users.require_user(storage, args.name)  # before the prompt
     users.set_password(storage, args.name, read_password())
-    return f"password of {args.name!r} changed"
+    return f"password of {args.name!r} changed; its sessions ended"
 
 
 def cmd_deluser(storage: Storage, args) -> str:
@@ -180,6 +180,35 @@ def cmd_load(storage: Storage, args) -> str:
     return f"loaded {transfer.describe(done)} from {args.file}; verified"
 
 
+def _token_line(token) -> str:
+    limits = ", ".join(token.projects) if token.projects else "all projects"
+    return (f"{token.name}\t{token.scope}\t{limits}\tcreated {token.created[:19]}\t"
+            f"expires {(token.expires or 'never')[:19]}\tlast used "
+            f"{(token.last_used or 'never')[:19]}\t{tokens.status(token)}")
+
+
+def cmd_token(storage: Storage, args) -> str:
+    """``token create|list|revoke``: a user's personal API tokens."""
+    if not storage.tokens_available:
+        raise CommandError("this server's storage backend does not support API tokens")
+    if storage.get_user(args.user) is None:
+        raise CommandError(f"no user {args.user!r}")
+    if args.token_command == "list":
+        return "\n".join(_token_line(t) for t in storage.list_tokens(args.user))
+    if args.token_command == "revoke":
+        if not tokens.revoke(storage, args.user, args.name):
+            raise CommandError(f"{args.user!r} has no token named {args.name!r}")
+        return f"token {args.name!r} of {args.user!r} revoked"
+    try:
+        token, secret = tokens.create(storage, args.user, args.name, expires=args.expires,
+                                      scope=args.scope, projects=args.project)
+    except tokens.TokenError as exc:
+        raise CommandError(f"{exc.field}: {exc.message}") from None
+    return (f"token {token.name!r} of {args.user!r} ({_token_line(token)}); shown only now, "
+            f"use it as the password (smt init --store=http://{args.user}:TOKEN@HOST/):\n"
+            f"{secret}")
+
+
 COMMANDS: dict[str, Callable[[Storage, argparse.Namespace], str]] = {}
 
 
@@ -205,6 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("revoke", cmd_revoke, "revoke a user's access to a project")
     p.add_argument("project")
     p.add_argument("user")
+    p = add("token", cmd_token, "create, list or revoke a user's personal API tokens")
+    tsub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = tsub.add_parser("create", help="create a token and print it (once)")
+    t.add_argument("user")
+    t.add_argument("name", help="1-64 letters, digits, spaces, '.', '_' or '-'")
+    t.add_argument("--expires", default=None,
+                   help="30d, 12h, 90m, 2w, a date YYYY-MM-DD, or never (the default)")
+    t.add_argument("--scope", choices=("read", "write"), default="write")
+    t.add_argument("--project", action="append", default=[], metavar="PROJECT",
+                   help="only this project (repeatable); default: every project")
+    tsub.add_parser("list", help="list a user's tokens").add_argument("user")
+    t = tsub.add_parser("revoke", help="revoke a token at once")
+    t.add_argument("user")
+    t.add_argument("name")
     add("load-demo", cmd_load_demo, "load the demo users, projects and records")
     add("users", cmd_users, "list users")
     add("projects", cmd_projects, "list projects with record counts and grants")

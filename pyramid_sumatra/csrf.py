@@ -1,4 +1,4 @@
-"""CSRF protection for browsers; API clients using HTTP Basic need none."""
+"""CSRF protection for browsers; API clients authenticated by HTTP Basic need none."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ def needs_csrf_check(request: Request) -> bool:
 
     Basic credentials are never sent by a browser on a forged cross-site request
     without the user being asked, and a request with neither a cookie nor a form
-    body carries no ambient authority.
+    body carries no ambient authority. Only a request that *did* authenticate with
+    Basic (a password or a token) skips the check: any other Authorization header
+    (Bearer, Digest, an empty Basic) is a 401 from the policy, never a session
+    request without a token.
     """
-    if "Authorization" in request.headers:
+    identity = request.identity  # 401 here for credentials that are wrong or not Basic
+    if identity is not None and identity.via in ("basic", "token"):
         return False
     return bool(request.cookies) or request.content_type in _FORM_TYPES
 

@@ -4,7 +4,9 @@ Exactly one *backend* plugin implements the storage hooks (every hook below
 marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
 of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
 a callable ``create_backend(settings: dict) -> object`` returning the plugin
-object whose methods carry ``@hookimpl``.
+object whose methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS``
+(start-up fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (sessions
+and personal API tokens; without the token hooks tokens are unavailable).
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
@@ -24,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, UserInfo
+from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
 PROJECT_NAME = "pyramid_sumatra"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -194,6 +196,57 @@ def sumatra_list_users() -> list[UserInfo]:
     """Return every user, ordered by username."""
 
 
+# -- sessions and personal API tokens (optional: see OPTIONAL_STORAGE_HOOKS) ---
+
+
+@hookspec(firstresult=True)
+def sumatra_bump_session_generation(username: str) -> int | None:
+    """Add one to the user's ``session_generation``, atomically; return the new value.
+
+    Every browser session of the user ends at once (logout, password change). Return
+    None if there is no such user. Without this hook the app reads the user and
+    puts it back with the generation plus one.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_put_token(token: TokenInfo) -> bool:
+    """Store a new token (its ``secret_hash``, never a secret). Return True.
+
+    Return False, storing nothing, if ``token.username`` already has a token
+    named ``token.name``. A token whose ``id`` exists after all (a concurrent
+    writer) raises ``StorageConflict``. The user must exist (the app checks).
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_get_token(token_id: str) -> TokenInfo | None:
+    """Return the token with this ``id``, or None. Called on every token-authenticated
+    request: a key lookup (primary key, dict), never a scan of all tokens."""
+
+
+@hookspec(firstresult=True)
+def sumatra_list_tokens(username: str | None) -> list[TokenInfo]:
+    """Return the user's tokens ordered by name; ``None``: every user's, by username
+    then name (dump and copy). Empty when there are none."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_token(username: str, name: str) -> bool:
+    """Revoke (delete) the user's token ``name``. Return True if it existed.
+
+    ``sumatra_delete_user`` need not delete tokens: the app revokes them first.
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_touch_token(token_id: str, last_used: str) -> bool:
+    """Set the token's ``last_used`` (UTC text). Return True if the token exists.
+
+    The app calls it at most about once a minute per token, not per request.
+    """
+
+
 # -- not storage: authentication and events ------------------------------------
 
 
@@ -241,3 +294,15 @@ STORAGE_HOOKS = (
     "sumatra_delete_user",
     "sumatra_list_users",
 )
+
+#: Storage hooks a backend may lack: tokens are then unavailable (the page and the
+#: CLI say so; a token is just a wrong password) and logout bumps the session
+#: generation through get_user/put_user. The built-in backends implement them all.
+TOKEN_HOOKS = (
+    "sumatra_put_token",
+    "sumatra_get_token",
+    "sumatra_list_tokens",
+    "sumatra_delete_token",
+    "sumatra_touch_token",
+)
+OPTIONAL_STORAGE_HOOKS = ("sumatra_bump_session_generation", *TOKEN_HOOKS)

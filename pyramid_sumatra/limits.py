@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPTooManyRequests
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LIMITS_KEY = "sumatra.limits"
 THROTTLE_KEY = "sumatra.login_throttle"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,10 @@ class LoginThrottle:
             self._entries.pop(username, None)
 
 
-def authenticate(request: Request, username: str, password: str) -> bool:
-    """Check a password through storage, refusing (429) a username under lockout."""
+def throttled(request: Request, username: str, check: Callable[[], T]) -> T:
+    """Run a credential ``check`` for ``username`` (a password, an API token) under the
+    failed-login throttle: 429 while the username is locked out (``check`` is not run);
+    a falsy result counts as a failure, a truthy one resets the count."""
     throttle: LoginThrottle | None = request.registry.get(THROTTLE_KEY)
     if throttle is not None:
         wait = throttle.retry_after(username)
@@ -231,10 +234,16 @@ def authenticate(request: Request, username: str, password: str) -> bool:
                 json_body={"error": "too many failed logins",
                            "detail": f"too many failed logins for {username!r}; "
                                      f"try again in {wait} s"})
-    ok = request.storage.authenticate(username, password)
+    result = check()
     if throttle is not None:
-        (throttle.succeeded if ok else throttle.failed)(username)
-    return ok
+        (throttle.succeeded if result else throttle.failed)(username)
+    return result
+
+
+def authenticate(request: Request, username: str, password: str) -> bool:
+    """Check a password through storage, refusing (429) a username under lockout."""
+    return bool(throttled(request, username,
+                          lambda: request.storage.authenticate(username, password)))
 
 
 def includeme(config: Configurator) -> None:

@@ -415,6 +415,28 @@ def _paths() -> dict[str, Any]:
         "/_logout": {"post": {
             "summary": "Log out (form with csrf_token)", "tags": ["browser"], "security": [],
             "responses": {"303": {"description": "Logged out."}, **_errors()}}},
+        "/_tokens": {"get": {
+            "summary": "Your personal API tokens (name, scope, projects, expiry, last use; "
+                       "never a secret); a page, or JSON", "tags": ["browser"],
+            "responses": {"200": _ok("The tokens.", {**html_page, JSON: {"schema": {
+                "type": "object"}}}), **_errors("403", "404")}}},
+        "/_tokens/create": {"post": {
+            "summary": "Create a token (form with csrf_token): the answer shows its secret, "
+                       "once", "tags": ["browser"],
+            "requestBody": {"required": True, "content": {FORM: {"schema": {
+                "type": "object", "required": ["csrf_token", "name"], "properties": {
+                    name: {"type": "string"} for name in (
+                        "csrf_token", "name", "scope", "expires", "projects")}}}}},
+            "responses": {"201": _ok("Created: the token, shown only now.", {
+                **html_page, JSON: {"schema": {"type": "object"}}}),
+                **_errors("403", "404")}}},
+        "/_tokens/revoke": {"post": {
+            "summary": "Revoke a token (form with csrf_token)", "tags": ["browser"],
+            "requestBody": {"required": True, "content": {FORM: {"schema": {
+                "type": "object", "required": ["csrf_token", "name"], "properties": {
+                    name: {"type": "string"} for name in ("csrf_token", "name")}}}}},
+            "responses": {"303": {"description": "Revoked (or why not, as a flash message)."},
+                          **_errors("403", "404")}}},
         "/_static/{path}": {"get": {
             "summary": "The UI's own CSS and JavaScript", "tags": ["browser"], "security": [],
             "parameters": [{"name": "path", "in": "path", "required": True,

@@ -1,4 +1,5 @@
-"""One security policy: HTTP Basic for API clients, a session for browsers, ACLs for permits."""
+"""One security policy: HTTP Basic (a password or an API token) for API clients, a session
+for browsers, ACLs (narrowed by a token's scope) for permits."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from dataclasses import dataclass
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.httpexceptions import HTTPUnauthorized
 from pyramid.request import Request
+from pyramid.security import Denied
 
-from .limits import authenticate
+from . import tokens
+from .limits import authenticate, throttled
 from .permissions import SERVER_ADMIN, user_principal
+from .resources import Project
+from .sessions import SESSION_STAMP_KEY, end_sessions, stamp
+from .types import TokenInfo
 
 REALM = "Sumatra Server API"
 CHALLENGE = f'Basic realm="{REALM}"'
@@ -22,7 +28,8 @@ SESSION_USER_KEY = "sumatra.user"
 class Identity:
     username: str
     is_admin: bool
-    via: str  # "basic" or "session"
+    via: str  # "basic" (a password), "token" (an API token as the Basic password), "session"
+    token: TokenInfo | None = None
 
 
 def unauthorized(detail: str) -> HTTPUnauthorized:
@@ -34,10 +41,17 @@ def unauthorized(detail: str) -> HTTPUnauthorized:
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
+    """The Basic credentials sent, None without an Authorization header; 401 for any other
+    Authorization (Bearer, Digest, an empty Basic): never fall back to the session then."""
+    header = request.headers.get("Authorization")
+    if header is None:
         return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise unauthorized(f"unsupported Authorization scheme {scheme[:20]!r}: use Basic "
+                           "with a password or an API token")
+    if not value.strip():
+        raise unauthorized("malformed Basic credentials")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -63,19 +77,35 @@ class SecurityPolicy:
     def _load_identity(self, request: Request) -> Identity | None:
         creds = basic_credentials(request)
         if creds is not None:
-            username, password = creds
-            if not authenticate(request, username, password):  # throttled per username
-                # A wrong password is 401 even where anonymous could read.
-                raise unauthorized("wrong username or password")
-            user = request.storage.get_user(username)
-            return Identity(username, bool(user and user.is_admin), "basic")
+            return self._basic_identity(request, *creds)
         if request.cookies and SESSION_USER_KEY in request.session:
-            user = request.storage.get_user(request.session[SESSION_USER_KEY])
-            if user is None:  # deleted since login
-                request.session.invalidate()
+            session = request.session
+            user = request.storage.get_user(session[SESSION_USER_KEY])
+            # Deleted, logged out elsewhere, password or admin flag changed: the session ends.
+            if user is None or session.get(SESSION_STAMP_KEY) != stamp(user):
+                session.invalidate()
                 return None
             return Identity(user.username, user.is_admin, "session")
         return None
+
+    @staticmethod
+    def _basic_identity(request: Request, username: str, password: str) -> Identity:
+        storage = request.storage
+        if tokens.looks_like_token(password) and storage.tokens_available:
+            token = throttled(request, username,  # throttled like a password
+                              lambda: tokens.verify(storage, username, password))
+            if token is None:
+                raise unauthorized("wrong username or token (or the token expired or was "
+                                   "revoked)")
+            user = storage.get_user(username)
+            if user is None:
+                raise unauthorized("wrong username or token")
+            return Identity(username, user.is_admin, "token", token)
+        if not authenticate(request, username, password):  # throttled per username
+            # A wrong password is 401 even where anonymous could read.
+            raise unauthorized("wrong username or password")
+        user = storage.get_user(username)
+        return Identity(username, bool(user and user.is_admin), "basic")
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = self.identity(request)
@@ -91,13 +121,34 @@ class SecurityPolicy:
         return principals
 
     def permits(self, request: Request, context, permission: str):
-        return ACLHelper().permits(context, self.effective_principals(request), permission)
+        allowed = ACLHelper().permits(context, self.effective_principals(request), permission)
+        token = getattr(cached_identity(request), "token", None)
+        if allowed and token is not None and \
+                not tokens.allows(token, permission, project_of(context)):
+            return Denied(f"token {token.name!r} ({token.scope}) does not allow "
+                          f"{permission} here")
+        return allowed
 
     def remember(self, request: Request, userid: str, **kw) -> list:
         request.session.invalidate()  # new session on login: no fixation
+        user = request.storage.get_user(userid)
         request.session[SESSION_USER_KEY] = userid
+        request.session[SESSION_STAMP_KEY] = stamp(user) if user else ""
         return []
 
     def forget(self, request: Request, **kw) -> list:
+        """Log out: every session of the user ends (a copied cookie too, in every process)."""
+        identity = self.identity(request)
+        if identity is not None and identity.via == "session":
+            end_sessions(request.storage, identity.username)
         request.session.invalidate()
         return []
+
+
+def project_of(context) -> str | None:
+    """The id of the project a traversal context belongs to (None: the root, or no project)."""
+    while context is not None:
+        if isinstance(context, Project):
+            return context.id
+        context = getattr(context, "__parent__", None)
+    return None

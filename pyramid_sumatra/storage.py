@@ -7,7 +7,8 @@ from typing import Any
 import pluggy
 import transaction
 
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, UserInfo
+from .hookspecs import TOKEN_HOOKS
+from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
 
 class Storage:
@@ -85,10 +86,55 @@ class Storage:
         return bool(self.hook.sumatra_put_user(user=user))
 
     def delete_user(self, username: str) -> bool:
+        # Its tokens first: a user re-created under the name must not inherit them.
+        for token in self.list_tokens(username):
+            self.delete_token(username, token.name)
         return bool(self.hook.sumatra_delete_user(username=username))
 
     def list_users(self) -> list[UserInfo]:
         return self.hook.sumatra_list_users()
+
+    # sessions and tokens (optional hooks: hookspecs.OPTIONAL_STORAGE_HOOKS)
+    def _implements(self, hook: str) -> bool:
+        return any(not impl.hookwrapper and not impl.wrapper
+                   for impl in getattr(self.hook, hook).get_hookimpls())
+
+    @property
+    def tokens_available(self) -> bool:
+        """Whether the backend implements every token hook."""
+        if not hasattr(self, "_tokens_available"):
+            self._tokens_available = all(self._implements(h) for h in TOKEN_HOOKS)
+        return self._tokens_available
+
+    def bump_session_generation(self, username: str) -> int | None:
+        """End every session of the user; the new generation, or None if no such user."""
+        if self._implements("sumatra_bump_session_generation"):
+            return self.hook.sumatra_bump_session_generation(username=username)
+        user = self.get_user(username)
+        if user is None:
+            return None
+        user.session_generation += 1
+        self.put_user(user)
+        return user.session_generation
+
+    def put_token(self, token: TokenInfo) -> bool:
+        return bool(self.hook.sumatra_put_token(token=token))
+
+    def get_token(self, token_id: str) -> TokenInfo | None:
+        if not self.tokens_available:
+            return None
+        return self.hook.sumatra_get_token(token_id=token_id)
+
+    def list_tokens(self, username: str | None) -> list[TokenInfo]:
+        if not self.tokens_available:
+            return []
+        return self.hook.sumatra_list_tokens(username=username) or []
+
+    def delete_token(self, username: str, name: str) -> bool:
+        return bool(self.hook.sumatra_delete_token(username=username, name=name))
+
+    def touch_token(self, token_id: str, last_used: str) -> bool:
+        return bool(self.hook.sumatra_touch_token(token_id=token_id, last_used=last_used))
 
     def authenticate(self, username: str, password: str) -> bool:
         return bool(self.hook.sumatra_authenticate(username=username, password=password))

@@ -1,7 +1,8 @@
 """Move everything a store holds to another store, or through a JSON-lines file.
 
 ``copy`` (store → store), ``dump`` (store → file) and ``load`` (file → store) carry
-users (with their password hashes), projects, grants and records (bodies as stored,
+users (with their password hashes and session generations), personal API tokens (their
+hashes: tokens keep working), projects, grants and records (bodies as stored,
 revisions kept, so ETags survive), through the storage hooks only: any backend to any
 backend. Each ends by verifying the destination: the same counts, and per project the
 same sha256 over its records' labels, revisions and documents. The documents are
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 from .records import build_stored_record, utcnow
 from .storage import Storage
-from .types import ProjectInfo, RecordQuery, StoredRecord, UserInfo
+from .types import ProjectInfo, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
 FORMAT = "sumatra-server-dump"
 FORMAT_VERSION = 1
@@ -77,17 +78,27 @@ def summarise(storage: Storage) -> dict[str, Any]:
             "digest": records_digest(records),
         }
     return {
-        "users": {u.username: hashlib.sha256(  # the hash's digest: no secrets in a summary
-            f"{u.password_hash}\0{u.is_admin}\0{u.created}".encode()).hexdigest()
+        "users": {u.username: _digest(  # the hash's digest: no secrets in a summary
+            f"{u.password_hash}\0{u.is_admin}\0{u.created}"
+            # generation 0 adds nothing: summaries of dumps made before it still verify
+            + (f"\0{u.session_generation}" if u.session_generation else ""))
             for u in users},
         "projects": dict(sorted(projects.items())),
+        "tokens": {t.id: _digest(json.dumps(asdict(t), sort_keys=True))
+                   for t in storage.list_tokens(None)},
     }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def export_items(storage: Storage, progress: Progress = lambda n: None) -> Iterator[dict]:
     """Everything in the store as plain items: users, then project by project."""
     for user in storage.list_users():
         yield {"kind": "user", **asdict(user)}
+    for token in storage.list_tokens(None):
+        yield {"kind": "token", **asdict(token)}
     # Oldest first: each write moves last_updated, so the destination keeps the order.
     for project in sorted(storage.list_projects(None), key=lambda p: (p.last_updated, p.id)):
         yield {"kind": "project", "id": project.id, "name": project.name,
@@ -111,7 +122,15 @@ def import_item(storage: Storage, item: dict) -> None:
         storage.put_user(UserInfo(username=item["username"],
                                   password_hash=item["password_hash"],
                                   is_admin=bool(item.get("is_admin")),
-                                  created=item.get("created", "")))
+                                  created=item.get("created", ""),
+                                  session_generation=int(item.get("session_generation", 0))))
+    elif kind == "token":
+        if not storage.tokens_available:
+            raise TransferError("the destination's backend does not support API tokens")
+        fields = {key: item[key] for key in TokenInfo.__dataclass_fields__ if key in item}
+        if not storage.put_token(TokenInfo(**fields)):
+            raise TransferError(f"token {item.get('name')!r} of {item.get('username')!r} "
+                                "appears twice")
     elif kind == "project":
         storage.put_project(ProjectInfo(id=item["id"], name=item.get("name", ""),
                                         description=item.get("description", "")))
@@ -143,6 +162,9 @@ def verify(expected: dict[str, Any], storage: Storage) -> dict[str, int]:
     if found["users"] != expected["users"]:
         problems.append(f"users differ: expected {sorted(expected['users'])}, "
                         f"found {sorted(found['users'])}")
+    if found["tokens"] != expected.get("tokens", {}):  # dumps made before tokens: none
+        problems.append(f"API tokens differ: expected {len(expected.get('tokens', {}))}, "
+                        f"found {len(found['tokens'])} (or their fields differ)")
     for pid in sorted(set(expected["projects"]) | set(found["projects"])):
         want, got = expected["projects"].get(pid), found["projects"].get(pid)
         if want != got:
@@ -156,7 +178,8 @@ def counts(summary: dict[str, Any]) -> dict[str, int]:
     projects = summary["projects"].values()
     return {"users": len(summary["users"]), "projects": len(summary["projects"]),
             "grants": sum(len(p["grants"]) for p in projects),
-            "records": sum(p["records"] for p in projects)}
+            "records": sum(p["records"] for p in projects),
+            "API tokens": len(summary.get("tokens", {}))}
 
 
 def record_total(storage: Storage) -> int:

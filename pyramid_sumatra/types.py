@@ -123,3 +123,31 @@ class UserInfo:
     password_hash: str
     is_admin: bool = False
     created: str = ""
+    #: Bumped to end every session of the user at once (logout, password change):
+    #: a session is valid only while it names the user's current generation.
+    session_generation: int = 0
+
+
+#: What a personal API token may do: ``read`` only, or also ``write``.
+TOKEN_SCOPES = ("read", "write")
+
+
+@dataclass
+class TokenInfo:
+    """A personal API token, as stored: never the secret, only its SHA-256.
+
+    ``id`` is the public part of the token (``smt_<id>_<secret>``) and its key in
+    storage; ``name`` is unique per user. ``projects`` empty means every project
+    the user may reach. Times are UTC "YYYY-MM-DD HH:MM:SS"; ``expires`` and
+    ``last_used`` may be None (never expires, never used).
+    """
+
+    id: str
+    username: str
+    name: str
+    secret_hash: str
+    scope: str = "write"
+    projects: list[str] = field(default_factory=list)
+    created: str = ""
+    expires: str | None = None
+    last_used: str | None = None

@@ -165,3 +165,32 @@ def test_a_nul_in_an_old_body_stops_the_postgresql_upgrade_with_its_name():
     finally:
         engine.dispose()
         POSTGRES.drop(url)
+
+
+def test_0004_adds_session_generations_and_tokens_keeping_data(engine, url):
+    from alembic import command
+
+    from pyramid_sumatra.types import TokenInfo
+
+    migrate.upgrade(engine, "0003")
+    insert_0001_data(engine)
+    assert migrate.upgrade(engine, "0004") == "0004"
+    store = storage_for(url)
+    try:
+        with transaction.manager:
+            assert store.get_user("alice").session_generation == 0  # existing users: 0
+            store.put_token(TokenInfo(id="a1b2c3d4e5f6", username="alice", name="t",
+                                      secret_hash="0" * 64, created="2026-01-01"))
+            assert store.bump_session_generation("alice") == 1
+    finally:
+        store.dispose()
+    assert_data_preserved(url)
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0003")
+    with engine.connect() as conn:
+        assert migrate.current(conn) == "0003"
+        assert not sa.inspect(conn).has_table("tokens")
+        assert "session_generation" not in {c["name"] for c in sa.inspect(conn).get_columns(
+            "users")}
+        assert conn.execute(sa.text("SELECT password_hash FROM users")).scalar() == \
+            "$argon2id$x"

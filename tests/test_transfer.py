@@ -213,3 +213,55 @@ def test_dump_to_a_missing_directory_is_a_clear_error(tmp_path, capsys):
     source = sqlite_ini(tmp_path, "a")
     assert main([source, "dump", str(tmp_path / "no" / "such" / "d.jsonl")]) == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_tokens_and_session_generations_move_and_still_work(tmp_path, capsys):
+    from pyramid_sumatra import tokens
+
+    source, files, final = (sqlite_ini(tmp_path, "a"), filesystem_ini(tmp_path, "fs"),
+                            sqlite_ini(tmp_path, "d"))
+    fill(source)
+    store = open_store(source)
+    try:
+        with transaction.manager:
+            _, secret = tokens.create(store, "testuser", "laptop", scope="read",
+                                      expires="30d", projects=["TestProject"])
+            tokens.create(store, "root", "ci")
+            store.bump_session_generation("testuser")
+            store.bump_session_generation("testuser")
+        with transaction.manager:
+            assert tokens.verify(store, "testuser", secret) is not None  # sets last_used
+            expected = store.list_tokens(None)
+    finally:
+        store.dispose()
+    assert main([source, "copy", files]) == 0
+    assert "2 API tokens" in capsys.readouterr().out
+    dump_file = tmp_path / "d.jsonl"
+    assert main([files, "dump", str(dump_file)]) == 0
+    kinds = [json.loads(line).get("kind") for line in dump_file.read_text().splitlines()]
+    assert kinds.count("token") == 2 and secret not in dump_file.read_text()
+    assert main([final, "load", str(dump_file)]) == 0
+    for ini in (files, final):
+        store = open_store(ini)
+        try:
+            with transaction.manager:
+                assert store.list_tokens(None) == expected, ini
+                assert store.get_user("testuser").session_generation == 2
+                assert store.get_user("root").session_generation == 0
+                assert tokens.verify(store, "testuser", secret).name == "laptop"
+        finally:
+            store.dispose()
+
+
+def test_a_dump_made_before_tokens_still_loads(tmp_path):
+    source, target = sqlite_ini(tmp_path, "a"), sqlite_ini(tmp_path, "b")
+    fill(source)
+    dump_file = tmp_path / "d.jsonl"
+    assert main([source, "dump", str(dump_file)]) == 0
+    items = [json.loads(line) for line in dump_file.read_text().splitlines()]
+    del items[-1]["tokens"]  # the summary as version 0.1 wrote it
+    for item in items:
+        item.pop("session_generation", None)
+    dump_file.write_text("".join(json.dumps(i) + "\n" for i in items))
+    assert main([target, "load", str(dump_file)]) == 0
+    assert snapshot(target) == snapshot(source)

@@ -33,6 +33,7 @@ from pyramid_sumatra.types import (
     StorageConflict,
     StorageUnavailable,
     StoredRecord,
+    TokenInfo,
     UserInfo,
 )
 
@@ -44,6 +45,7 @@ from .files import storage_error
 from .paths import Layout, check_name, name_problem
 from .query import select as select_entries
 from .stage import FilesystemDataManager, ProjectStage
+from .tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class FilesystemBackend:
                               "(or SUMATRA_FILESYSTEM_ROOT)")
         self.layout = Layout(root)
         self.disk = Disk(self.layout)
+        self.tokens = TokenStore(self.layout.root)
         # Finish commits a killed process left half-applied before anyone reads them
         # (start-up without initdb too); an unreadable store is reported later, by use.
         try:
@@ -401,3 +404,39 @@ class FilesystemBackend:
     def sumatra_list_users(self) -> list[UserInfo]:
         return [user for _, user in sorted(self._users().items())]
 
+    # -- sessions and API tokens (tokens.py) ------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_bump_session_generation(self, username: str) -> int | None:
+        user = self._users().get(username)
+        if user is None:
+            return None
+        user.session_generation += 1
+        self._writer().users[username] = user
+        return user.session_generation
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_token(self, token: TokenInfo) -> bool:
+        return self.tokens.put(self._writer().token_ops, token)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_token(self, token_id: str) -> TokenInfo | None:
+        return self.tokens.get(self._dm().token_ops, token_id)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_tokens(self, username: str | None) -> list[TokenInfo]:
+        return self.tokens.list(self._dm().token_ops, username)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_token(self, username: str, name: str) -> bool:
+        return self.tokens.delete(self._writer().token_ops, username, name)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
+        return self.tokens.touch(self._writer().token_ops, token_id, last_used)

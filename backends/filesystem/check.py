@@ -19,6 +19,7 @@ from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.types import ANONYMOUS, ProjectInfo
 
 from . import codec, journal
+from . import tokens as token_file
 from .codec import CorruptFile
 from .disk import Disk
 from .files import atomic_write, dumps_readable, is_temp, pid_alive, read_json, temp_owner
@@ -153,7 +154,7 @@ def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
     project_dirs = sorted(n for n in os.listdir(layout.projects)
                           if name_problem(n) is None and (layout.projects / n).is_dir()) \
         if layout.projects.is_dir() else []
-    keys = [Layout.USERS_LOCK] + [Layout.project_lock(p) for p in project_dirs]
+    keys = [Layout.USERS_LOCK, token_file.LOCK] + [Layout.project_lock(p) for p in project_dirs]
     with journal.locked(layout, keys):
         for path in journal.pending(layout, keys):
             if report.problem(f"interrupted commit {path.name}"):

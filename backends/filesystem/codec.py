@@ -150,10 +150,12 @@ def to_project(doc: dict) -> ProjectInfo:
 
 def users_doc(users: dict[str, UserInfo]) -> dict[str, Any]:
     return {name: {"password_hash": u.password_hash, "is_admin": u.is_admin,
-                   "created": u.created} for name, u in sorted(users.items())}
+                   "created": u.created, "session_generation": u.session_generation}
+            for name, u in sorted(users.items())}
 
 
 def to_users(doc: dict | None) -> dict[str, UserInfo]:
     return {name: UserInfo(username=name, password_hash=v["password_hash"],
-                           is_admin=bool(v.get("is_admin")), created=v.get("created", ""))
+                           is_admin=bool(v.get("is_admin")), created=v.get("created", ""),
+                           session_generation=int(v.get("session_generation", 0)))
             for name, v in (doc or {}).items()}

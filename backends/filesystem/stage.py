@@ -12,6 +12,7 @@ journal; ``tpc_finish`` makes it the commit point and applies it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import uuid
@@ -30,6 +31,7 @@ from pyramid_sumatra.types import (
 )
 
 from . import codec, journal
+from . import tokens as token_file
 from .disk import EMPTY, Disk, IndexState
 from .files import dumps_readable, remove, storage_error
 from .paths import Layout
@@ -57,10 +59,11 @@ class FilesystemSavepoint:
 
     def __init__(self, dm: FilesystemDataManager):
         self.dm = dm
-        self.state = copy.deepcopy((dm.projects, dm.users, dm.seen))
+        self.state = copy.deepcopy((dm.projects, dm.users, dm.seen, dm.token_ops))
 
     def rollback(self) -> None:
-        self.dm.projects, self.dm.users, self.dm.seen = copy.deepcopy(self.state)
+        self.dm.projects, self.dm.users, self.dm.seen, self.dm.token_ops = \
+            copy.deepcopy(self.state)
 
 
 @implementer(transaction.interfaces.ISavepointDataManager)
@@ -70,6 +73,7 @@ class FilesystemDataManager:
         self.transaction_manager = manager
         self.projects: dict[str, ProjectStage] = {}
         self.users: dict[str, UserInfo | None] = {}
+        self.token_ops: list[token_file.Op] = []  # applied to tokens.json at commit
         #: (project, label) -> the revision this transaction read from disk (None: absent).
         self.seen: dict[tuple[str, str], str | None] = {}
         self.joined = False
@@ -91,7 +95,7 @@ class FilesystemDataManager:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.projects or self.users)
+        return bool(self.projects or self.users or self.token_ops)
 
     # -- IDataManager (and savepoints) ---------------------------------------------
 
@@ -189,6 +193,7 @@ class FilesystemDataManager:
     def _reset(self) -> None:
         self.projects.clear()
         self.users.clear()
+        self.token_ops = []
         self.seen.clear()
         self._ops = []
         self._indexes = {}
@@ -203,6 +208,8 @@ class FilesystemDataManager:
         keys = [Layout.project_lock(pid) for pid in self.projects]
         if self.users:
             keys.append(Layout.USERS_LOCK)
+        if self.token_ops:
+            keys.append(token_file.LOCK)
         return keys
 
     def _plan(self) -> list[journal.Op]:
@@ -216,11 +223,14 @@ class FilesystemDataManager:
                     users.pop(name, None)
                 else:
                     if name in users and users[name].created:
-                        user = UserInfo(username=name, password_hash=user.password_hash,
-                                        is_admin=user.is_admin, created=users[name].created)
+                        user = dataclasses.replace(user, created=users[name].created)
                     users[name] = user
             ops.append({"op": "write", "path": self.layout.relative(self.layout.users),
                         "text": dumps_readable(codec.users_doc(users))})
+        if self.token_ops:
+            tokens_path = token_file.path(self.layout.root)
+            ops.append(token_file.write_op(self.layout.root, self.layout.relative(tokens_path),
+                                           self.token_ops))
         return ops
 
     def _plan_project(self, project_id: str, st: ProjectStage) -> list[journal.Op]:

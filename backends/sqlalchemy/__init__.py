@@ -34,6 +34,7 @@ from pyramid_sumatra.types import (
     StorageFull,
     StorageUnavailable,
     StoredRecord,
+    TokenInfo,
     UserInfo,
 )
 from sqlalchemy import and_, bindparam, delete, event, func, insert, or_, select, update
@@ -41,6 +42,7 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from . import tokens as _tokens
 from .schema import grants, projects, record_tags, records, users
 
 _SUMMARY_COLUMNS = [records.c[name] for name in (
@@ -613,7 +615,8 @@ class SqlAlchemyBackend:
     @staticmethod
     def _to_user(row) -> UserInfo:
         return UserInfo(username=row.username, password_hash=row.password_hash,
-                        is_admin=bool(row.is_admin), created=row.created)
+                        is_admin=bool(row.is_admin), created=row.created,
+                        session_generation=row.session_generation)
 
     @hookimpl
     @translate_errors
@@ -641,13 +644,15 @@ class SqlAlchemyBackend:
         self._seen("users").pop(user.username, None)
         db = self.db
         updated = db.execute(update(users).where(users.c.username == user.username).values(
-            password_hash=user.password_hash, is_admin=user.is_admin)).rowcount
+            password_hash=user.password_hash, is_admin=user.is_admin,
+            session_generation=user.session_generation)).rowcount
         if updated:
             return False
         with db.begin_nested():
             db.execute(insert(users).values(username=user.username,
                                             password_hash=user.password_hash,
                                             is_admin=user.is_admin,
+                                            session_generation=user.session_generation,
                                             created=user.created or utcnow()))
         return True
 
@@ -663,3 +668,36 @@ class SqlAlchemyBackend:
     @translate_errors
     def sumatra_list_users(self) -> list[UserInfo]:
         return [self._to_user(r) for r in self.db.execute(select(users).order_by(users.c.username))]
+
+    # -- sessions and API tokens (tokens.py) ------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_bump_session_generation(self, username: str) -> int | None:
+        self._seen("users").pop(username, None)
+        return _tokens.bump_session_generation(self.db, username)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_token(self, token: TokenInfo) -> bool:
+        return _tokens.put_token(self.db, token)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_token(self, token_id: str) -> TokenInfo | None:
+        return _tokens.get_token(self.db, token_id)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_tokens(self, username: str | None) -> list[TokenInfo]:
+        return _tokens.list_tokens(self.db, username)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_token(self, username: str, name: str) -> bool:
+        return _tokens.delete_token(self.db, username, name)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
+        return _tokens.touch_token(self.db, token_id, last_used)

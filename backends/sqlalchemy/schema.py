@@ -68,6 +68,25 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created", String(32), nullable=False),
+    # Bumped to end every session of the user (revision 0004).
+    Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
+)
+
+#: Personal API tokens (revision 0004): the id is the token's public part, the key of
+#: the per-request lookup; only the secret's SHA-256 is stored.
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(100), ForeignKey("users.username", ondelete="CASCADE"),
+           nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("projects", Text, nullable=False, default="[]"),  # JSON list of project ids
+    Column("created", String(32), nullable=False),
+    Column("expires", String(32), nullable=True),
+    Column("last_used", String(32), nullable=True),
+    UniqueConstraint("username", "name", name="uq_tokens_username_name"),
 )
 
 projects = Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..passwords import hash_password
 from ..records import name_problem
+from ..sessions import end_sessions
 from ..storage import Storage
 from ..types import ANONYMOUS, UserInfo
 from .errors import Conflict, InvalidInput, UnknownUser
@@ -46,10 +47,12 @@ def add_user(storage: Storage, username: str, password: str, *, admin: bool = Fa
 
 
 def set_password(storage: Storage, username: str, password: str) -> None:
+    """Change the password; the user's browser sessions end (logged in elsewhere too)."""
     user = require_user(storage, username)
     check_password(password)
     user.password_hash = hash_password(password)
     storage.put_user(user)
+    end_sessions(storage, username)
 
 
 def delete_user(storage: Storage, username: str) -> None:

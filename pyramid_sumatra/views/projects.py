@@ -6,6 +6,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from .. import tokens
 from ..documents import document_text, project_document, project_list_entry
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
@@ -26,7 +27,12 @@ def visible_projects(request: Request):
         principals = [identity.username, ANONYMOUS]
     else:
         principals = [ANONYMOUS]
-    return request.storage.list_projects(principals)
+    projects = request.storage.list_projects(principals)
+    token = identity.token if identity else None
+    if token is not None and token.projects:  # a token limited to projects lists only those
+        allowed = tokens.visible(token, [p.id for p in projects])
+        projects = [p for p in projects if p.id in allowed]
+    return projects
 
 
 @view_config(context=Root, request_method="GET", permission=VIEW, representation="json")

@@ -10,10 +10,12 @@ import pytest
 from conftest import CALLED_HOOKS
 
 from pyramid_sumatra import hookspecs
-from pyramid_sumatra.hookspecs import STORAGE_HOOKS
+from pyramid_sumatra.hookspecs import OPTIONAL_STORAGE_HOOKS, STORAGE_HOOKS
 from pyramid_sumatra.storage import Storage
 
 HERE = Path(__file__).parent
+#: The optional hooks too: every built-in backend implements them.
+ALL_HOOKS = STORAGE_HOOKS + OPTIONAL_STORAGE_HOOKS
 
 
 def facade_methods() -> dict[str, str]:
@@ -26,7 +28,7 @@ def facade_methods() -> dict[str, str]:
 
 
 def test_every_storage_hook_is_documented():
-    for name in STORAGE_HOOKS:
+    for name in ALL_HOOKS:
         spec = getattr(hookspecs, name)
         doc = inspect.getdoc(spec) or ""
         assert len(doc) > 20, f"{name} has no docstring saying what it returns"
@@ -36,7 +38,7 @@ def test_every_storage_hook_is_documented():
 def test_every_storage_hook_has_a_facade_method_used_by_the_suite():
     methods = facade_methods()
     source = "\n".join(p.read_text() for p in HERE.glob("test_contract_*.py"))
-    for hook in STORAGE_HOOKS:
+    for hook in ALL_HOOKS:
         assert hook in methods, f"Storage has no method calling {hook}"
         used = re.search(rf"\.{methods[hook]}\(", source) or hook in source.replace(
             "STORAGE_HOOKS", "")
@@ -54,5 +56,5 @@ def test_every_storage_hook_was_called(request, backend_name):
     called = CALLED_HOOKS.get(backend_name, set())
     if not called:
         pytest.skip(f"no contract test ran for {backend_name}")
-    missing = sorted(set(STORAGE_HOOKS) - called)
+    missing = sorted(set(ALL_HOOKS) - called)
     assert missing == [], f"hooks never called for {backend_name}: {missing}"

@@ -28,6 +28,7 @@ from pyramid_sumatra.types import (
     RecordQuery,
     StorageConflict,
     StoredRecord,
+    TokenInfo,
     UserInfo,
 )
 
@@ -45,6 +46,7 @@ class Data:
     projects: dict[str, ProjectInfo] = field(default_factory=dict)
     grants: dict[str, dict[str, str]] = field(default_factory=dict)  # project → principal → role
     records: dict[str, dict[str, StoredRecord]] = field(default_factory=dict)  # project → label
+    tokens: dict[str, TokenInfo] = field(default_factory=dict)  # token id → token
 
 
 class _Snapshot:
@@ -311,3 +313,52 @@ class MemoryBackend:
     @hookimpl
     def sumatra_list_users(self) -> list[UserInfo]:
         return [dataclasses.replace(u) for _, u in sorted(self._data().users.items())]
+
+    # -- sessions and API tokens (optional hooks; without them tokens are unavailable) --
+
+    @hookimpl
+    def sumatra_bump_session_generation(self, username: str) -> int | None:
+        user = self._data(write=True).users.get(username)
+        if user is None:
+            return None
+        user.session_generation += 1
+        return user.session_generation
+
+    @hookimpl
+    def sumatra_put_token(self, token: TokenInfo) -> bool:
+        data = self._data(write=True)
+        if any(t.username == token.username and t.name == token.name
+               for t in data.tokens.values()):
+            return False
+        if token.id in data.tokens:
+            raise StorageConflict(f"token id {token.id!r} exists")
+        data.tokens[token.id] = copy.deepcopy(token)
+        return True
+
+    @hookimpl
+    def sumatra_get_token(self, token_id: str) -> TokenInfo | None:
+        token = self._data().tokens.get(token_id)  # a dict: one key lookup
+        return None if token is None else copy.deepcopy(token)
+
+    @hookimpl
+    def sumatra_list_tokens(self, username: str | None) -> list[TokenInfo]:
+        return sorted((copy.deepcopy(t) for t in self._data().tokens.values()
+                       if username is None or t.username == username),
+                      key=lambda t: (t.username, t.name))
+
+    @hookimpl
+    def sumatra_delete_token(self, username: str, name: str) -> bool:
+        data = self._data(write=True)
+        for token_id, t in list(data.tokens.items()):
+            if t.username == username and t.name == name:
+                del data.tokens[token_id]
+                return True
+        return False
+
+    @hookimpl
+    def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
+        token = self._data(write=True).tokens.get(token_id)
+        if token is None:
+            return False
+        token.last_used = last_used
+        return True
