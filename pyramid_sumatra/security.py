@@ -12,10 +12,10 @@ from pyramid.httpexceptions import HTTPUnauthorized
 from pyramid.request import Request
 from pyramid.security import Denied
 
-from . import tokens
 from .limits import authenticate, throttled
 from .permissions import SERVER_ADMIN, user_principal
 from .resources import Project
+from .services import tokens
 from .sessions import SESSION_STAMP_KEY, end_sessions, stamp
 from .types import TokenInfo
 

@@ -1,4 +1,4 @@
-"""Personal API tokens: the rules (tokens.py), the pages, the policy, the CLI, the log."""
+"""Personal API tokens: the rules (services/tokens.py), the pages, the policy, the CLI, the log."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import webtest
 from apps import make_app  # noqa: F401 - fixture
 from conftest import basic
 
-from pyramid_sumatra import tokens
 from pyramid_sumatra.cli import main as cli_main
+from pyramid_sumatra.services import tokens
 from pyramid_sumatra.storage import Storage
 from pyramid_sumatra.types import TokenInfo
 

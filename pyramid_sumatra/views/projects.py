@@ -6,12 +6,11 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from .. import tokens
 from ..documents import document_text, project_document, project_list_entry
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
 from ..resources import Project, Root, TagSet
-from ..services import projects
+from ..services import projects, tokens
 from ..services.records import delete_tagged
 from ..types import ANONYMOUS, RecordQuery
 from . import json_error, read_json, render_json, representation, require_project

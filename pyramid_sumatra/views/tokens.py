@@ -12,7 +12,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, 
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from .. import tokens
+from ..services import tokens
 from ..types import TOKEN_SCOPES
 from . import json_error
 from .errors import wants_html

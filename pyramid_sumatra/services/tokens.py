@@ -22,10 +22,11 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from .permissions import MANAGE, VIEW
-from .records import name_problem
-from .storage import Storage
-from .types import TOKEN_SCOPES, TokenInfo
+from ..permissions import MANAGE, VIEW
+from ..records import name_problem
+from ..storage import Storage
+from ..types import TOKEN_SCOPES, TokenInfo
+from .errors import InvalidInput
 
 PREFIX = "smt_"
 _ID_HEX = 12
@@ -41,12 +42,11 @@ TOUCH_INTERVAL = timedelta(seconds=60)
 _STAMP = "%Y-%m-%d %H:%M:%S.%f"
 
 
-class TokenError(ValueError):
+class TokenError(InvalidInput):
     """Bad input for a token; ``field`` names the form field or CLI option."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class TokensUnavailable(RuntimeError):
