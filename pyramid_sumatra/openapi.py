@@ -504,12 +504,26 @@ def _plotdata() -> dict:
     }
 
 
+def _compare_page(params: tuple[str, ...]) -> dict:
+    """The compare page: ``labels`` of this project, or ``records`` of any (project/label)."""
+    page = _page("Records side by side")
+    page["parameters"] = _p(*params)
+    page["get"]["parameters"].append({
+        "name": "records", "in": "query", "required": False,
+        "schema": {"type": "string", "maxLength": 4000},
+        "description": "Comma-separated project/label pairs, at most 12, from any projects "
+                       "the caller may read (401/403 otherwise, as for reading each record)."})
+    page["get"]["responses"].update(_errors("400", "401"))
+    return page
+
+
 def _browser_paths() -> dict[str, Any]:
     """The web interface's own pages and forms (``@@name`` views on the resources)."""
     record = ("project", "label")
     return {
         "/@@create": _form("Create a project", "id", "name", "description", params=()),
-        "/{project}/@@compare": _page("Records side by side"),
+        "/@@compare": _compare_page(()),
+        "/{project}/@@compare": _compare_page(("project",)),
         "/{project}/@@parameters": _page("The parameter table"),
         "/{project}/@@plotdata": _plotdata(),
         "/{project}/@@parameters.csv": _page("The parameter table as CSV", "text/csv"),

@@ -20,6 +20,8 @@ LOGGED_IN_PAGES = (
     ("tag", "/TestProject/tag/foobar/"),
     ("record", "/TestProject/haggling/"),
     ("compare", "/TestProject/@@compare?labels=haggling,20111013-172503,haggling_repeat"),
+    ("compare-across", "/@@compare?records=TestProject/haggling,TestProject2/20141013-172504"),
+    ("compare-empty", "/TestProject/@@compare"),
     ("parameters", "/TestProject/@@parameters"),
     ("permissions", "/TestProject/permissions/"),
     ("api", "/_api/"),
