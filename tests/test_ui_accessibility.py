@@ -42,12 +42,14 @@ def test_every_page_passes_the_wcag_audit(browser, storage):  # noqa: F811
     seed_many_projects(storage)
     b, found = browser, {}
 
-    def check(name: str, width: int = 1280) -> None:
-        b.driver.set_window_size(width, 900)
-        violations = audit(b.driver)
+    def check(name: str) -> None:
+        """Audit at laptop and phone widths (the layout, so the contrast, changes)."""
+        for width in (1280, PHONE):
+            b.driver.set_window_size(width, 900)
+            violations = audit(b.driver)
+            if violations:
+                found[f"{name}@{width}"] = violations
         b.driver.set_window_size(1280, 900)
-        if violations:
-            found[f"{name}@{width}"] = violations
 
     b.go("/")
     check("projects-logged-out")
@@ -59,8 +61,6 @@ def test_every_page_passes_the_wcag_audit(browser, storage):  # noqa: F811
     for name, path in LOGGED_IN_PAGES:
         b.go(path)
         check(name)
-        if name in ("project", "record"):
-            check(name, PHONE)
     report = "\n".join(f"{page}:\n{summary(v)}" for page, v in found.items())
     counts = {page: sum(len(v["nodes"]) for v in vs) for page, vs in found.items()}
     assert not found, f"axe violations {counts}:\n{report}"
@@ -134,3 +134,21 @@ def test_the_record_table_works_from_the_keyboard(browser, storage):  # noqa: F8
     press(b, Keys.ENTER, wait_for_page=True)
     assert "/@@compare" in b.driver.current_url
     assert [a.text for a in b.find_all("#comparison thead a")] == ["haggling", "20111013-172503"]
+
+
+def test_compare_across_projects_from_the_keyboard(browser):  # noqa: F811
+    from selenium.webdriver.common.keys import Keys
+
+    b = browser
+    b.go("/_login")
+    log_in(b)
+    b.go("/TestProject/@@compare?labels=haggling")
+    field = tab_to(b, "#compare-records-input")
+    assert field.get_attribute("value") == "TestProject/haggling"
+    press(b, Keys.END)  # tabbing in selects the value; type after it
+    press(b, ", TestProject2/20141013-172504")
+    press(b, Keys.ENTER, wait_for_page=True)
+    assert [a.text for a in b.find_all("#comparison thead a")] == [
+        "TestProject/haggling", "TestProject2/20141013-172504"]
+    b.screenshot("13-compare-across-projects")
+    b.screenshot("13-compare-across-projects-phone", width=PHONE)
