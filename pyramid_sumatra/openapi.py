@@ -474,13 +474,80 @@ def _page(summary: str, media_type: str = HTML) -> dict:
     }
 
 
+def _plotdata() -> dict:
+    """``@@plotdata``: the record table's filters, bounded; rows of fields and parameters."""
+    from .plotdata import MAX_CURSOR, MAX_RECORDS, MAX_TAGS, MAX_VALUE
+
+    text = {"type": "string", "maxLength": MAX_VALUE}
+    date = {"type": "string", "format": "date"}
+    query = [
+        ("tags", text, f"Comma-separated, at most {MAX_TAGS}: records having any of them."),
+        ("q", text, "Label, reason or outcome contains this text."),
+        ("user", text, "Recorded by this user."), ("main_file", text, "This main file."),
+        ("since", date, "On or after this day (YYYY-MM-DD)."),
+        ("until", date, "On or before this day (YYYY-MM-DD)."),
+        ("order", {"type": "string", "maxLength": 20}, "An index field, '-' for descending."),
+        ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_RECORDS},
+         f"Records per response (default and most: {MAX_RECORDS})."),
+        ("cursor", {"type": "string", "maxLength": MAX_CURSOR}, "From the previous 'next'."),
+    ]
+    value = {"type": ["number", "string"]}
+    row = {"type": "object", "required": ["label", "timestamp", "tags", "parameters"],
+           "properties": {
+               "label": {"type": "string"}, "timestamp": {"type": "string"},
+               "duration": {"type": ["number", "null"]},
+               **{k: {"type": ["string", "null"]} for k in (
+                   "repeats", "user", "main_file", "version", "executable", "outcome",
+                   "reason")},
+               "tags": {"type": "array", "items": {"type": "string"}},
+               "parameters": {"type": "object", "additionalProperties": value,
+                              "description": "Flattened (dotted names): numbers, and text "
+                                             "for categories (booleans as 'true'/'false')."}}}
+    kinds = {"type": "object", "additionalProperties": {
+        "enum": ["numeric", "categorical", "time"]}}
+    body = {"type": "object", "required": ["records", "next", "fields", "parameters"],
+            "properties": {
+                "project": {"type": "string"}, "count": {"type": "integer"},
+                "total": {"type": ["integer", "null"]}, "limit": {"type": "integer"},
+                "next": {"type": ["string", "null"],
+                         "description": "The next records' URL, or null for the last."},
+                "fields": kinds, "parameters": kinds,
+                "records": {"type": "array", "items": row}}}
+    return {
+        "parameters": _p("project"),
+        "get": {
+            "summary": "Per record of the filter: label, fields and flattened parameters, "
+                       "to plot", "tags": ["browser"],
+            "parameters": [{"name": name, "in": "query", "required": False, "schema": schema,
+                            "description": what} for name, schema, what in query],
+            "responses": {"200": _ok("Rows to plot.", {"application/json": {"schema": body}}),
+                          **_errors("400", "403", "404")},
+        },
+    }
+
+
+def _compare_page(params: tuple[str, ...]) -> dict:
+    """The compare page: ``labels`` of this project, or ``records`` of any (project/label)."""
+    page = _page("Records side by side")
+    page["parameters"] = _p(*params)
+    page["get"]["parameters"].append({
+        "name": "records", "in": "query", "required": False,
+        "schema": {"type": "string", "maxLength": 4000},
+        "description": "Comma-separated project/label pairs, at most 12, from any projects "
+                       "the caller may read (401/403 otherwise, as for reading each record)."})
+    page["get"]["responses"].update(_errors("400", "401"))
+    return page
+
+
 def _browser_paths() -> dict[str, Any]:
     """The web interface's own pages and forms (``@@name`` views on the resources)."""
     record = ("project", "label")
     return {
         "/@@create": _form("Create a project", "id", "name", "description", params=()),
-        "/{project}/@@compare": _page("Records side by side"),
+        "/@@compare": _compare_page(()),
+        "/{project}/@@compare": _compare_page(("project",)),
         "/{project}/@@parameters": _page("The parameter table"),
+        "/{project}/@@plotdata": _plotdata(),
         "/{project}/@@parameters.csv": _page("The parameter table as CSV", "text/csv"),
         "/{project}/@@bulk": _form("Compare, tag, untag or delete the selected records",
                                    "action", "label", "tag"),

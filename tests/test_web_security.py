@@ -72,7 +72,8 @@ def test_pages_have_no_inline_script_or_style(app):
     labels = ",".join(url.rstrip("/").rsplit("/", 1)[1] for url in records.json["records"][:2])
     pages = ["/", "/TestProject/", record, "/TestProject/permissions/", "/TestProject/last/",
              f"/TestProject/@@compare?labels={labels}", "/TestProject/@@parameters",
-             "/_login", "/_api/", "/nothing-here/"]
+             "/_login", "/_api/", "/nothing-here/",
+             "/@@compare?records=TestProject/haggling,TestProject2/20141013-172504"]
     for page in pages:
         res = app.get(page, headers={**basic(), "Accept": "text/html"}, status="*")
         assert res.content_type == "text/html", page

@@ -146,8 +146,19 @@
     });
   }
 
+  /* Scrolling boxes the templates did not mark (nested values) get keyboard focus too,
+     so their hidden part can be scrolled without a mouse. */
+  function focusableScrollers() {
+    $$("pre, .table-wrap, table.nested").forEach(function (box) {
+      var scrolls = box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1;
+      if (scrolls && !box.hasAttribute("tabindex") && !$("a, button, input, select, textarea", box)) {
+        box.setAttribute("tabindex", "0");
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     columns(); selection(); confirmations(); copyButtons(); sortableTables(); toggles();
-    tidyFilters();
+    tidyFilters(); focusableScrollers();
   });
 }());
