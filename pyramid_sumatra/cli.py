@@ -23,9 +23,10 @@ from .demo import load_demo
 from .passwords import hash_password
 from .permissions import DEFAULT_ROLE
 from .plugins import PluginError
-from .records import InvalidRecord, name_problem
+from .records import InvalidRecord
 from .storage import Storage
 from .types import ANONYMOUS, ROLES, StorageError, UserInfo
+from .usernames import username_problem
 
 
 class CommandError(Exception):
@@ -50,7 +51,7 @@ def cmd_initdb(storage: Storage, args) -> str:
 
 
 def cmd_adduser(storage: Storage, args) -> str:
-    problem = name_problem(args.name, "username")
+    problem = username_problem(args.name)
     if problem or args.name == ANONYMOUS:
         raise CommandError(problem or f"{ANONYMOUS!r} is reserved for public access")
     if storage.get_user(args.name):

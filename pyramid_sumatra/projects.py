@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .permissions import CREATOR_ROLE
+from .records import InvalidRecord, unstorable
 from .storage import Storage
 from .types import ProjectInfo
+
+#: Fields of a project that people and clients set.
+PROJECT_FIELDS = ("name", "description")
+
+
+def check_project_fields(fields: dict[str, Any]) -> None:
+    """Raise InvalidRecord naming a ``name``/``description`` that is not a storable string.
+
+    The one rule for the JSON API (PUT) and the web form (@@create): NUL or a lone
+    surrogate would be stored by SQLite and files but refused by PostgreSQL.
+    """
+    for key in PROJECT_FIELDS:
+        value = fields.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidRecord(key, f"{key} must be a string")
+        if isinstance(value, str) and unstorable(value):
+            raise InvalidRecord(key, f"{key} contains a NUL or a lone surrogate, which cannot "
+                                     "be stored")
 
 
 def create_project(storage: Storage, project_id: str, creator: str | None,

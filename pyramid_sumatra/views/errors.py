@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pyramid.events import BeforeRender, subscriber
 from pyramid.exceptions import BadCSRFToken
 from pyramid.httpexceptions import (
     HTTPBadRequest,
@@ -100,6 +101,26 @@ def server_error(exc, request: Request):
     return as_error(json_error(HTTPInternalServerError, "internal server error",
                                "the server failed; nothing was stored. The error is logged."),
                     request)
+
+
+@subscriber(BeforeRender)
+def page_user(event: BeforeRender) -> None:
+    """``userid`` for the page templates, computed so that an error page never re-raises.
+
+    Asking for the user raises 401 (wrong or malformed credentials) or 429 (locked
+    out). On a page that raise becomes the 401/429 page; on that error page itself the
+    user is shown as anonymous (asking again would raise again: a 500 with no headers).
+    """
+    request = event.get("request")
+    if request is None or not str(event.get("renderer_name", "")).endswith(".html"):
+        return
+    try:
+        userid = request.authenticated_userid
+    except HTTPException:
+        if getattr(request, "exception", None) is None:
+            raise
+        userid = None
+    event["userid"] = userid
 
 
 def as_error(exc: HTTPException, request: Request):

@@ -12,6 +12,7 @@ from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
 from ..projects import admins
 from ..resources import Permissions
 from ..types import ANONYMOUS, ROLES
+from ..usernames import username_problem
 from . import json_error, read_json, render_json, representation, require_project
 
 
@@ -63,6 +64,9 @@ def apply_grant(request: Request, context: Permissions, user, role) -> None:
     """Grant ``user`` the ``role`` (the JSON API and the web form); 400 when not allowed."""
     if not isinstance(user, str) or not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user to grant: user=NAME")
+    problem = username_problem(user)
+    if problem:  # never looked up nor echoed (NUL, 5 MB)
+        raise json_error(HTTPBadRequest, "invalid user", problem[:200])
     if role not in ROLES:
         raise json_error(HTTPBadRequest, "invalid role", f"role must be one of {', '.join(ROLES)}")
     if user == ANONYMOUS:

@@ -9,11 +9,19 @@ from pyramid.view import view_config
 from ..documents import document_text, project_document, project_list_entry
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
-from ..projects import create_project, update_project
-from ..records import unstorable
+from ..projects import check_project_fields, create_project, update_project
+from ..records import InvalidRecord
 from ..resources import Project, Root, TagSet
 from ..types import ANONYMOUS, RecordQuery
-from . import json_error, read_json, render_json, representation, require_project
+from . import (
+    bad_request,
+    check_if_none_match,
+    json_error,
+    read_json,
+    render_json,
+    representation,
+    require_project,
+)
 
 MAX_PAGE = 100_000
 
@@ -48,7 +56,8 @@ def parse_limit(request: Request) -> int | None:
     raw = request.GET.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses (a 500).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 0 < int(raw) <= MAX_PAGE:
         raise json_error(HTTPBadRequest, "invalid limit",
                          f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
@@ -84,12 +93,12 @@ def put_project(context: Project, request):
     body = read_json(request)
     if not isinstance(body, dict):
         raise json_error(HTTPBadRequest, "invalid body", "a project must be a JSON object")
-    for key in ("name", "description"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise json_error(HTTPBadRequest, f"invalid {key}", f"{key} must be a string")
-        if isinstance(body.get(key), str) and unstorable(body[key]):
-            raise json_error(HTTPBadRequest, f"invalid {key}",
-                             f"{key} contains a NUL or a lone surrogate, which cannot be stored")
+    try:
+        check_project_fields(body)
+    except InvalidRecord as exc:
+        raise bad_request(exc) from None
+    # A project has no revision to name; If-None-Match: * makes the PUT create-only.
+    check_if_none_match(request, "exists" if context.exists else None)
     if context.exists:
         update_project(request.storage, context.info, body)
         request.response.status_int = 200

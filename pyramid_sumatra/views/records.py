@@ -15,6 +15,7 @@ from ..resources import Last, Record
 from . import (
     bad_request,
     check_if_match,
+    check_if_none_match,
     json_error,
     read_json,
     render_json,
@@ -52,6 +53,7 @@ class RecordWrites:
         incoming = read_json(request)
         stored = context.stored
         check_if_match(request, stored.revision if stored else None)
+        check_if_none_match(request, stored.revision if stored else None)
         try:
             check_record(incoming, record_limits(request))
             record = prepare_put(context.project.id, context.label, incoming, media_version,

@@ -13,7 +13,7 @@ from pyramid.view import view_config
 
 from ..limits import check_record, record_limits
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
-from ..projects import create_project
+from ..projects import PROJECT_FIELDS, check_project_fields, create_project
 from ..records import InvalidRecord, build_stored_record, edit_annotations, name_problem, tag_list
 from ..resources import Permissions, Project, Record, Root
 from ..types import ANONYMOUS, StoredRecord
@@ -46,9 +46,14 @@ def create_project_form(context: Root, request: Request):
     if request.storage.get_project(project_id) is not None:
         flash(request, f"A project {project_id!r} already exists.", "error")
         return _back(request, context)
+    fields = {key: request.POST.get(key, "").strip() for key in PROJECT_FIELDS}
+    try:
+        check_project_fields(fields)  # the API's rule (no NUL)
+    except InvalidRecord as exc:
+        flash(request, exc.message[:1].upper() + exc.message[1:] + ".", "error")
+        return _back(request, context)
     create_project(request.storage, project_id, request.authenticated_userid,
-                   request.POST.get("name", "").strip(),
-                   request.POST.get("description", "").strip())
+                   fields["name"], fields["description"])
     flash(request, f"Project {project_id!r} created. Point smt at it with: "
           f"smt init --store={request.resource_url(context)} {project_id}")
     return HTTPSeeOther(location=request.resource_url(context, project_id, ""))
