@@ -12,6 +12,7 @@ import json
 
 import pytest
 import transaction
+from apps import make_app  # noqa: F401 - fixture
 from conftest import basic, load_example
 from test_ui_forms import admin_app, csrf, flashes  # noqa: F401 - fixtures
 from test_ui_pages import HTML, login  # noqa: F401
@@ -254,3 +255,136 @@ def test_if_none_match_star_on_project_put(testapp, storage):
         assert storage.get_project("TestProject").description != "changed"
     put(testapp, "/Brand/", {"description": "new"}, 201, headers={"If-None-Match": "*"},
         ctype=PROJECT)
+
+
+# -- 1. anonymous memory growth through the login throttle ------------------------------
+
+
+def _rss_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_flood_of_5mb_usernames_does_not_grow_the_process(make_app):  # noqa: F811
+    import gc
+
+    from pyramid_sumatra.limits import THROTTLE_KEY
+
+    app = make_app()
+    token = app.get("/_login", headers=HTML).forms["login-form"]["csrf_token"].value
+    throttle = app.app.registry[THROTTLE_KEY]
+    app.post("/_login", {"username": "x" * 100, "password": "p", "csrf_token": token},
+             headers=HTML, status=400)  # warm up: templates compiled, pools filled
+    gc.collect()
+    before = _rss_kb()
+    for i in range(20):
+        name = f"{i:02d}" + "u" * (5 * 1024 * 1024)
+        res = app.post("/_login", {"username": name, "password": "p", "csrf_token": token},
+                       headers=HTML, status=400)
+        assert "u" * 1000 not in res.text  # not echoed
+        res = app.get("/TestProject/", headers={**JSON, **basic(name, "p")}, status=401)
+        assert len(res.body) < 1000
+        del name, res
+    gc.collect()
+    grown_mb = (_rss_kb() - before) / 1024
+    print(f"RSS growth after 20 x 5 MB usernames (form + Basic): {grown_mb:.1f} MB")
+    assert grown_mb < 30  # was +263 MB: every name kept in the throttle
+    assert len(throttle) == 1  # the 100-character name only: bad names are never counted
+
+
+def test_many_100kb_usernames_are_not_counted(make_app):  # noqa: F811
+    from pyramid_sumatra.limits import THROTTLE_KEY
+
+    app = make_app()
+    token = app.get("/_login", headers=HTML).forms["login-form"]["csrf_token"].value
+    for i in range(50):
+        name = f"{i}" + "v" * 100_000
+        app.post("/_login", {"username": name, "password": "p", "csrf_token": token},
+                 headers=HTML, status=400)
+        app.get("/", headers={**JSON, **basic(name, "p")}, status=401)
+    assert len(app.app.registry[THROTTLE_KEY]) == 0
+    for name in ("bad\nname", "nul\x00", "x" * 101):  # the username rule: never echoed
+        page = app.post("/_login", {"username": name, "password": "p", "csrf_token": token},
+                        headers=HTML, status=400)
+        assert page.html.select_one('input[name="username"]')["value"] == ""
+
+
+def test_throttle_keys_are_fixed_size():
+    from pyramid_sumatra.limits import LoginThrottle
+
+    throttle = LoginThrottle(size=3)
+    for name in ("a", "b" * 10_000, "c", "d"):
+        throttle.failed(name)
+    assert len(throttle) == 3
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in throttle._entries)
+    throttle.succeeded("d")
+    assert len(throttle) == 2
+
+
+def test_valid_usernames_are_still_throttled(make_app):  # noqa: F811
+    app = make_app()
+    for _ in range(5):
+        app.get("/TestProject/", headers={**JSON, **basic(password="wrong")}, status=401)
+    app.get("/TestProject/", headers={**JSON, **basic()}, status=429)
+
+
+# -- 2. the tag filter page --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+@pytest.mark.parametrize(("count", "length"), [(101, 1), (2000, 4), (10_000, 5), (1, 101)])
+def test_too_many_or_too_long_filter_tags_are_400(testapp, accept, count, length):
+    import time
+
+    tags = ",".join(str(i).zfill(length) for i in range(count))
+    start = time.perf_counter()
+    res = testapp.get(f"/TestProject2/?tags={tags}", headers={"Accept": accept}, status=400)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0
+    assert len(res.body) < 10_000 + 3 * len(tags)  # the URL (login link), not its square
+    if accept == "text/html":
+        assert "400" in res.html.select_one(".error-code").text
+        assert "tag" in res.html.select_one(".lead").text
+    else:
+        assert_error(res, "tags")
+
+
+def test_tag_filter_page_grows_linearly(testapp):
+    def size(count: int) -> tuple[int, int]:
+        tags = ",".join(f"{i:03d}" + "t" * 96 for i in range(count))
+        res = testapp.get(f"/TestProject2/?tags={tags}&q=" + "q" * 2000,
+                          headers={"Accept": "text/html"})
+        return len(res.body), len(tags)
+
+    base, _ = size(0)
+    for count in (10, 100):  # 100 tags of 99 characters: at the limit
+        body, given = size(count)
+        # a dozen links (sort headers, JSON, parameters) may repeat the filter; the chips
+        # must not (100 chips x 10 KB each was quadratic)
+        assert body - base < 20 * given, (count, body - base, given)
+
+
+# -- 7. deep documents still render ------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [300, 600])
+def test_deep_records_render_their_pages(testapp, storage, depth):
+    from test_ui_pages import put_record, record_doc
+
+    deep = _deep(depth)
+    doc = record_doc("deep", timestamp="2099-01-01 00:00:00", extra=deep, outcome="x",
+                     parameters={"content": deep, "type": "dict"})
+    put_record(storage, "TestProject2", doc)  # as stored before bodies were limited
+    doc2 = record_doc("deep2", parameters={"content": json.dumps(deep), "type": "JSONParameterSet"})
+    put_record(storage, "TestProject2", doc2)
+    for url in ("/TestProject2/deep/", "/TestProject2/last/", "/TestProject2/deep2/"):
+        page = testapp.get(url, headers={"Accept": "text/html"}, status=200)
+        assert '{"a": {"a":' in page.html.get_text()  # the deep part, as JSON text
+        assert page.html.select_one("h1").text.strip() in ("deep", "deep2")
+    assert testapp.get("/TestProject2/last/", headers=JSON).json["label"] == "deep"
+    testapp.get("/TestProject2/@@compare?labels=deep,deep2", headers={"Accept": "text/html"})
+    testapp.get("/TestProject2/@@parameters?labels=deep,deep2", headers={"Accept": "text/html"})
+    csv = testapp.get("/TestProject2/@@parameters.csv?labels=deep,deep2").text
+    assert csv.count("\n") == 3

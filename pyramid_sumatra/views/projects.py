@@ -7,6 +7,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from ..documents import document_text, project_document, project_list_entry
+from ..limits import Limits, record_limits
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
 from ..projects import check_project_fields, create_project, update_project
@@ -46,10 +47,26 @@ def project_list(context, request):
 
 
 def parse_tags(request: Request) -> list[str] | None:
+    """``?tags=a,b`` as a list; 400 beyond the record limits (``sumatra.max_tags`` tags of
+    ``sumatra.max_tag_length`` characters): a filter no record can need, and a page
+    that would grow with it."""
     raw = request.GET.get("tags")
     if raw is None:
         return None
-    return [t.strip() for t in raw.split(",") if t.strip()]
+    return check_filter_tags([t.strip() for t in raw.split(",") if t.strip()],
+                             record_limits(request))
+
+
+def check_filter_tags(tags: list[str], limits: Limits) -> list[str]:
+    """``tags`` (once each) if a record could match them all; else 400 naming ``tags``."""
+    tags = list(dict.fromkeys(tags))
+    if len(tags) > limits.max_tags:
+        raise json_error(HTTPBadRequest, "invalid tags",
+                         f"a tag filter may name at most {limits.max_tags} tags, not {len(tags)}")
+    if any(len(t) > limits.max_tag_length for t in tags):
+        raise json_error(HTTPBadRequest, "invalid tags",
+                         f"a tag is at most {limits.max_tag_length} characters long")
+    return tags
 
 
 def parse_limit(request: Request) -> int | None:
