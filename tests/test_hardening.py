@@ -388,3 +388,136 @@ def test_deep_records_render_their_pages(testapp, storage, depth):
     testapp.get("/TestProject2/@@parameters?labels=deep,deep2", headers={"Accept": "text/html"})
     csv = testapp.get("/TestProject2/@@parameters.csv?labels=deep,deep2").text
     assert csv.count("\n") == 3
+
+
+# -- 11. method errors, caching, readiness, proxy headers --------------------------------
+
+
+@pytest.mark.parametrize(("method", "url", "allowed"), [
+    ("GET", "/@@create", "POST"),
+    ("PUT", "/_login", "GET, HEAD, POST"),
+    ("GET", "/_logout", "POST"),
+    ("GET", "/TestProject2/@@bulk", "POST"),
+    ("DELETE", "/TestProject2/@@parameters", "GET, HEAD"),
+    ("GET", "/TestProject2/20141013-172504/@@edit", "POST"),
+    ("GET", "/TestProject2/permissions/@@grant", "POST"),
+])
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_wrong_method_on_a_named_view_is_405(testapp, method, url, allowed, accept):
+    res = testapp.request(url, method=method, headers={"Accept": accept}, status=405)
+    assert res.headers["Allow"] == allowed
+    text = res.html.select_one(".lead").text if accept == "text/html" else res.json["detail"]
+    assert "predicate" not in text and "_form" not in text and "view" not in text
+    if accept == "application/json":
+        assert_error(res, "method not allowed", method)
+
+
+def test_form_post_without_its_action_is_400_naming_no_view(testapp):
+    res = testapp.post("/TestProject2/@@bulk", {"action": "nothing"}, headers=JSON, status=400)
+    assert "bulk_" not in res.text and "predicate" not in res.text
+
+
+@pytest.mark.parametrize(("url", "headers", "private"), [
+    ("/TestProject/", basic(), True),  # authenticated
+    ("/TestProject/haggling/", basic(), True),
+    ("/TestProject/", {}, True),  # a 401 about a private project
+    ("/TestProject2/", basic(), True),  # public project, but an authenticated caller
+    ("/TestProject2/", {}, False),  # public project, anonymous
+    ("/TestProject2/20141013-172504/", {}, False),
+    ("/", {}, False),
+])
+def test_private_responses_say_so(testapp, url, headers, private):
+    res = testapp.get(url, headers={**JSON, **headers}, status="*")
+    cache = res.headers.get("Cache-Control", "")
+    assert ("private" in cache) == private, cache
+    if res.status_int == 200 and url != "/":
+        assert "no-cache" in cache  # httplib2 revalidates with If-None-Match
+
+
+def test_private_html_pages_say_so(testapp):
+    login(testapp)
+    for url in ("/", "/TestProject/", "/TestProject/haggling/", "/TestProject2/"):
+        res = testapp.get(url, headers=HTML)
+        assert "private" in res.headers["Cache-Control"], url
+    res = testapp.get("/TestProject/haggling/", headers={**basic(), **JSON})
+    etag = res.headers["ETag"]
+    res = testapp.get("/TestProject/haggling/", headers={**basic(), **JSON,
+                                                           "If-None-Match": etag}, status=304)
+    assert res.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_ready_tells_details_to_server_admins_only(testapp, storage):
+    from pyramid_sumatra.passwords import hash_password
+    from pyramid_sumatra.types import UserInfo
+
+    assert testapp.get("/_ready").json == {"ok": True, "status": "ok"}
+    assert testapp.get("/_ready", headers=basic()).json == {"ok": True, "status": "ok"}
+    with transaction.manager:
+        storage.put_user(UserInfo("root", hash_password("rootpw"), is_admin=True))
+    res = testapp.get("/_ready", headers=basic("root", "rootpw"))
+    assert res.json["ok"] is True and res.json["backend"]
+
+
+@pytest.fixture
+def production_app(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from paste.deploy import loadapp
+
+    monkeypatch.setenv("SUMATRA_DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite")
+    monkeypatch.setenv("SUMATRA_SECRET", "s" * 64)
+    monkeypatch.delenv("SUMATRA_BACKEND", raising=False)
+    monkeypatch.delenv("SUMATRA_TRUSTED_PROXY", raising=False)
+    ini = Path(__file__).parent.parent / "production.ini"
+
+    def load():
+        return loadapp(f"config:{ini}")
+
+    return load
+
+
+@pytest.mark.parametrize(("remote", "env", "trusted"), [
+    ("203.0.113.9", None, False),  # a client on the network
+    ("127.0.0.1", None, True),  # the proxy on this host (production.ini's default)
+    ("203.0.113.9", "203.0.113.0/24, 10.0.0.1", True),  # SUMATRA_TRUSTED_PROXY
+    ("127.0.0.1", "10.0.0.1", False),
+])
+def test_forwarded_headers_only_from_trusted_proxies(production_app, monkeypatch, remote, env,
+                                                     trusted):
+    import webtest
+
+    if env:
+        monkeypatch.setenv("SUMATRA_TRUSTED_PROXY", env)
+    app = webtest.TestApp(production_app(), extra_environ={"REMOTE_ADDR": remote})
+    res = app.get("/_login", headers={"X-Forwarded-Host": "evil.example",
+                                      "X-Forwarded-Proto": "https", "Accept": "text/html"})
+    action = res.html.select_one("#login-form")["action"]
+    assert action == ("https://evil.example/_login" if trusted else "http://localhost/_login")
+
+
+def test_production_ini_binds_loopback():
+    import configparser
+    from pathlib import Path
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(Path(__file__).parent.parent / "production.ini")
+    assert ini["server:main"]["bind"].startswith("127.0.0.1:")
+    assert ini["filter:proxy"]["use"] == "egg:pyramid_sumatra#proxy"
+
+
+def test_proxy_prefix_still_applies():
+    import webtest
+
+    from pyramid_sumatra.proxy import filter_factory
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['SCRIPT_NAME']}|{environ['PATH_INFO']}|{environ['HTTP_HOST']}".encode()]
+
+    wrapped = webtest.TestApp(filter_factory({}, trusted_proxy="10.0.0.1", prefix="/records")(app))
+    res = wrapped.get("/records/x", headers={"X-Forwarded-Host": "h.example"},
+                      extra_environ={"REMOTE_ADDR": "10.0.0.1"})
+    assert res.text == "/records|/x|h.example"
+    res = wrapped.get("/records/x", headers={"X-Forwarded-Host": "h.example"},
+                      extra_environ={"REMOTE_ADDR": "10.0.0.2"})
+    assert res.text == "/records|/x|localhost:80"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from pyramid.events import BeforeRender, subscriber
-from pyramid.exceptions import BadCSRFToken
+from pyramid.exceptions import BadCSRFToken, PredicateMismatch
 from pyramid.httpexceptions import (
     HTTPBadRequest,
     HTTPException,
@@ -63,6 +63,41 @@ def forbidden(exc, request: Request):
 def bad_csrf(exc, request: Request):
     return as_error(json_error(HTTPBadRequest, "bad CSRF token",
                                "the form is stale or was not sent by this site; reload and retry"),
+                    request)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods some view registered for this request's view name/route and context
+    answers (from Pyramid's introspector); empty if any method would do."""
+    route = request.matched_route.name if request.matched_route else None
+    methods: set[str] = set()
+    for item in request.registry.introspector.get_category("views"):
+        view = item["introspectable"]
+        context = view["context"]
+        if view["name"] != request.view_name or view["route_name"] != route or (
+                isinstance(context, type) and not isinstance(request.context, context)):
+            continue
+        wanted = view["request_methods"]
+        if not wanted:
+            return set()
+        methods.update((wanted,) if isinstance(wanted, str) else wanted)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return methods
+
+
+@exception_view_config(PredicateMismatch)
+def predicate_mismatch(exc: PredicateMismatch, request: Request):
+    """No view took the request: 405 + Allow for a wrong method, else 400 — never the
+    name of the view function Pyramid's own message gives."""
+    allowed = allowed_methods(request)
+    if allowed and request.method not in allowed:
+        listed = ", ".join(sorted(allowed))
+        return as_error(json_error(HTTPMethodNotAllowed, "method not allowed",
+                                   f"{request.method} is not allowed here; allowed: {listed}",
+                                   headers={"Allow": listed}), request)
+    return as_error(json_error(HTTPBadRequest, "bad request",
+                               f"{request.path} cannot take this request: check its parameters"),
                     request)
 
 
