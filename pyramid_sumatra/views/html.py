@@ -120,7 +120,9 @@ class Filters:
 
 def _date(value: str | None) -> str:
     value = (value or "").strip()
-    if len(value) == 10 and value[4] == value[7] == "-" and value.replace("-", "").isdigit():
+    # isascii: str.isdigit() also takes "２" and "²"
+    if len(value) == 10 and value[4] == value[7] == "-" and value.isascii() and \
+            value.replace("-", "").isdigit():
         return value
     return ""
 
