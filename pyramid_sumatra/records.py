@@ -75,6 +75,33 @@ def depth_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
     return None
 
 
+_UNREADABLE = object()
+
+
+def _huge_integer_path(text: str) -> str:
+    """Where the integer too long for Python's int() sits in ``text`` ("body" if unknown)."""
+    def integer(digits: str) -> Any:
+        try:
+            return int(digits)
+        except ValueError:
+            return _UNREADABLE
+
+    try:
+        doc = json.loads(text, parse_int=integer)
+    except (ValueError, RecursionError):
+        return "body"
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is _UNREADABLE:
+            return path or "body"
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
+    return "body"
+
+
 def parse_json_body(body: bytes) -> Any:
     """A request body as JSON; InvalidRecord for anything no view can take.
 
@@ -89,8 +116,10 @@ def parse_json_body(body: bytes) -> Any:
         raise InvalidRecord("body", f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRecord("body", f"body nests deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer ..."
-        raise InvalidRecord("body", f"body holds a number that cannot be read: {exc}") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string ..."
+        where = _huge_integer_path(body.decode("utf-8"))
+        raise InvalidRecord(where, f"{where} holds a number that cannot be read: {exc}") \
+            from None
     where = depth_problem(doc)
     if where:
         raise InvalidRecord(where, f"{where} nests deeper than {MAX_DEPTH} levels")

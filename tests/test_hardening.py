@@ -131,7 +131,9 @@ def test_depth_100_is_still_accepted(testapp):
 
 
 @pytest.mark.parametrize(("field", "text", "words"), [
-    ("repeats", "9" * 5000, ["number"]),
+    ("repeats", "9" * 5000, ["number", "repeats"]),
+    ("output_data", '[{"metadata": {"size": ' + "1" * 5000 + "}}]",
+     ["number", "output_data.0.metadata.size"]),
     ("duration", "9" * 400, ["duration", "range"]),
     ("timestamp", '"9999-12-31 23:59:59-23:59"', ["timestamp", "range"]),
     ("timestamp", '"0001-01-01 00:00:00+23:59"', ["timestamp", "range"]),
