@@ -378,6 +378,20 @@ def test_tag_filter_page_grows_linearly(testapp):
         assert body - base < 20 * given, (count, body - base, given)
 
 
+def test_search_text_is_not_repeated_in_every_row_tag(testapp, storage):
+    from test_ui_pages import put_record, record_doc
+
+    reason = "r" * 2000
+    for i in range(5):
+        put_record(storage, "TestProject2", record_doc(
+            f"many{i}", reason=reason, tags=[f"tag{j:03d}" for j in range(100)]))
+    plain = testapp.get("/TestProject2/?q=r", headers={"Accept": "text/html"})
+    searched = testapp.get(f"/TestProject2/?q={reason}", headers={"Accept": "text/html"})
+    assert len(searched.html.select('td[data-col="label"]')) == 5
+    # 500 row tag chips each carried the 2,000-character search (1 MB); now ~a dozen links do
+    assert len(searched.body) - len(plain.body) < 20 * len(reason)
+
+
 # -- 7. deep documents still render ------------------------------------------------------
 
 
