@@ -116,6 +116,7 @@ def main(global_config: dict[str, Any] | None = None, **settings: Any):
         config.include(".views")
         config.include(".accesslog")
         config.include(".headers")
+        config.include(".caching")
         config.include(".limits")
         config.include(".views.api")
         config.add_static_view("_static", "pyramid_sumatra:static", cache_max_age=3600)

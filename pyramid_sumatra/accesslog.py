@@ -25,13 +25,13 @@ from .security import cached_identity
 log = logging.getLogger("pyramid_sumatra.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._:@+=\-]{1,128}")  # fullmatch: "$" allows a final "\n"
 
 
 def request_id(request: Request) -> str:
     """The caller's request id if it is a plain token, else a new one."""
     given = request.environ.get("HTTP_X_REQUEST_ID", "")
-    return given if given and _VALID_ID.match(given) else os.urandom(16).hex()
+    return given if given and _VALID_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 def _path(request: Request) -> str:

@@ -19,6 +19,7 @@ attacker gets at most that many more tries; a success resets the counter.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -35,6 +36,7 @@ from pyramid.response import Response
 from webob.request import DisconnectionError
 
 from .records import InvalidRecord, tag_list, unstorable
+from .usernames import username_problem
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +181,15 @@ def body_limit_tween_factory(handler: Callable, registry) -> Callable:
 # -- failed logins -------------------------------------------------------------
 
 
+def throttle_key(username: str) -> bytes:
+    """The counter's key for a username: 16 bytes whatever the name's length, so the
+    counter's memory is bounded in bytes (entries x fixed size), not only in entries."""
+    return hashlib.blake2b(username.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class LoginThrottle:
-    """Counts failed logins per username; thread-safe, bounded in memory."""
+    """Counts failed logins per username; thread-safe, bounded in memory (entries of a
+    fixed size: the username's hash, never the username)."""
 
     def __init__(self, max_failures: int = 5, lockout_max: float = 300.0,
                  forget_after: float = 900.0, size: int = 10_000,
@@ -191,12 +200,15 @@ class LoginThrottle:
         self.size = size
         self.clock = clock
         self._lock = threading.Lock()
-        # username → (consecutive failures, locked until, last failure)
-        self._entries: dict[str, tuple[int, float, float]] = {}
+        # throttle_key(username) → (consecutive failures, locked until, last failure)
+        self._entries: dict[bytes, tuple[int, float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def retry_after(self, username: str) -> int:
         """Seconds until ``username`` may try again (0: now)."""
-        entry = self._entries.get(username)
+        entry = self._entries.get(throttle_key(username))
         if entry is None:
             return 0
         wait = entry[1] - self.clock()
@@ -204,8 +216,9 @@ class LoginThrottle:
 
     def failed(self, username: str) -> None:
         now = self.clock()
+        key = throttle_key(username)
         with self._lock:
-            failures, _, last = self._entries.pop(username, (0, 0.0, now))
+            failures, _, last = self._entries.pop(key, (0, 0.0, now))
             if now - last > self.forget_after:
                 failures = 0
             failures += 1
@@ -214,17 +227,24 @@ class LoginThrottle:
                 locked_until = now + min(self.lockout_max, 2.0 ** (failures - self.max_failures))
             if len(self._entries) >= self.size:
                 del self._entries[next(iter(self._entries))]  # the oldest
-            self._entries[username] = (failures, locked_until, now)
+            self._entries[key] = (failures, locked_until, now)
 
     def succeeded(self, username: str) -> None:
         with self._lock:
-            self._entries.pop(username, None)
+            self._entries.pop(throttle_key(username), None)
 
 
 def throttled(request: Request, username: str, check: Callable[[], T]) -> T:
     """Run a credential ``check`` for ``username`` (a password, an API token) under the
     failed-login throttle: 429 while the username is locked out (``check`` is not run);
-    a falsy result counts as a failure, a truthy one resets the count."""
+    a falsy result counts as a failure, a truthy one resets the count.
+
+    A username no user can have (username_problem: too long, odd characters) is a
+    failed login at once: not counted, not looked up, so a flood of 5 MB names costs
+    no memory.
+    """
+    if username_problem(username):
+        return None  # type: ignore[return-value] - falsy: a failed check
     throttle: LoginThrottle | None = request.registry.get(THROTTLE_KEY)
     if throttle is not None:
         wait = throttle.retry_after(username)

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .clip import json_text
+
 try:  # optional: PyYAML is not a dependency, YAML sets show raw without it
     import yaml
 except ImportError:  # pragma: no cover - depends on the environment
@@ -95,7 +97,7 @@ def parse_parameters(parameters: Any) -> ParameterSet:
     if content is None or content == "":
         return ParameterSet(kind, "", {} if content == "" else None)
     if isinstance(content, dict):
-        return ParameterSet(kind, json.dumps(content, indent=2, ensure_ascii=False), content)
+        return ParameterSet(kind, json_text(content, indent=2), content)
     raw = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
     for parse in _BY_TYPE.get(kind, _GUESSES):
         try:
@@ -107,13 +109,18 @@ def parse_parameters(parameters: Any) -> ParameterSet:
     return ParameterSet(kind, raw, None)
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+#: Deepest level ``flatten`` descends to; a deeper dict stays one value (shown as JSON).
+FLATTEN_DEPTH = 20
+
+
+def flatten(values: dict[str, Any], prefix: str = "", depth: int = FLATTEN_DEPTH
+            ) -> dict[str, Any]:
     """Nested dicts as dotted keys: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, name + "."))
+        if isinstance(value, dict) and value and depth > 1:
+            flat.update(flatten(value, name + ".", depth - 1))
         else:
             flat[name] = value
     return flat
@@ -125,5 +132,5 @@ def display(value: Any) -> str:
         return value
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
+    except (TypeError, ValueError, RecursionError):
+        return "(nested too deep to show)" if isinstance(value, (dict, list)) else repr(value)

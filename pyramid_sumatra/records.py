@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,11 @@ from .types import StoredRecord
 #: Names that are routes inside a project, never record labels.
 RESERVED_LABELS = frozenset({"permissions", "tag", "tagged", "last"})
 MAX_NAME_LENGTH = 100
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-+@ ]*$")
+#: Matched with fullmatch: "$" would also accept a name ending in a newline.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+@ ]*")
+#: Deepest nesting a document may have: deeper ones cannot be rendered or even
+#: parsed safely (RecursionError), and no Sumatra record comes close.
+MAX_DEPTH = 100
 
 #: Fields a second PUT of the same label updates (annotations and run results).
 UPDATABLE_FIELDS = frozenset(
@@ -25,7 +30,7 @@ UPDATABLE_FIELDS = frozenset(
 _STRING_FIELDS = ("reason", "outcome", "main_file", "version", "user")
 
 _TIMESTAMP_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
+    r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?"
 )
 
 
@@ -41,7 +46,7 @@ def name_problem(name: str, kind: str) -> str | None:
         return f"{kind} is longer than {MAX_NAME_LENGTH} characters"
     if name.startswith("_"):
         return f"{kind} {name!r} starts with '_', which is reserved for the server"
-    if name in (".", "..") or not _NAME_RE.match(name):
+    if name in (".", "..") or not _NAME_RE.fullmatch(name):
         return (f"{kind} {name!r} may contain only letters, digits and '_ . - + @ ' "
                 "and must start with a letter or digit")
     if kind == "label" and name in RESERVED_LABELS:
@@ -49,20 +54,79 @@ def name_problem(name: str, kind: str) -> str | None:
     return None
 
 
-def parse_json_body(body: bytes) -> Any:
+def depth_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Where ``value`` nests deeper than ``limit`` objects/arrays, or None (iterative)."""
+    stack = [(value, 1, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict):
+            children = item.items()
+        elif isinstance(item, list):
+            children = enumerate(item)
+        else:
+            continue
+        if depth > limit:
+            return path or "body"
+        stack.extend((v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in children)
+    return None
+
+
+_UNREADABLE = object()
+
+
+def _huge_integer_path(text: str) -> str:
+    """Where the integer too long for Python's int() sits in ``text`` ("body" if unknown)."""
+    def integer(digits: str) -> Any:
+        try:
+            return int(digits)
+        except ValueError:
+            return _UNREADABLE
+
     try:
-        return json.loads(body.decode("utf-8"))
+        doc = json.loads(text, parse_int=integer)
+    except (ValueError, RecursionError):
+        return "body"
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is _UNREADABLE:
+            return path or "body"
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item))
+    return "body"
+
+
+def parse_json_body(body: bytes) -> Any:
+    """A request body as JSON; InvalidRecord for anything no view can take.
+
+    Python's parser recurses per level and refuses integers over 4,300 digits
+    (ValueError, RecursionError): both are the client's error, not a 500.
+    """
+    try:
+        doc = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InvalidRecord("body", f"body is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InvalidRecord("body", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRecord("body", f"body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string ..."
+        where = _huge_integer_path(body.decode("utf-8"))
+        raise InvalidRecord(where, f"{where} holds a number that cannot be read: {exc}") \
+            from None
+    where = depth_problem(doc)
+    if where:
+        raise InvalidRecord(where, f"{where} nests deeper than {MAX_DEPTH} levels")
+    return doc
 
 
 def normalise_timestamp(value: Any) -> str:
     """Return the UTC form used for sorting, or raise InvalidRecord."""
     if not isinstance(value, str):
         raise InvalidRecord("timestamp", "timestamp must be a string 'YYYY-MM-DD HH:MM:SS'")
-    m = _TIMESTAMP_RE.match(value.strip())
+    m = _TIMESTAMP_RE.fullmatch(value.strip())
     if not m:
         raise InvalidRecord(
             "timestamp", f"timestamp {value!r} is not 'YYYY-MM-DD HH:MM:SS[+HH:MM]'")
@@ -75,7 +139,11 @@ def normalise_timestamp(value: Any) -> str:
     except ValueError as exc:
         raise InvalidRecord("timestamp", f"timestamp {value!r}: {exc}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31 23:59:59-23:59 is after year 9999 in UTC
+            raise InvalidRecord("timestamp", f"timestamp {value!r} is out of range in UTC") \
+                from None
     return parsed.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -117,6 +185,8 @@ def validate(doc: Any, project_id: str, label: str) -> None:
         isinstance(doc["duration"], bool) or not isinstance(doc["duration"], (int, float))
     ):
         raise InvalidRecord("duration", "duration must be a number of seconds")
+    if doc.get("duration") is not None and not _finite_float(doc["duration"]):
+        raise InvalidRecord("duration", "duration is out of range")
     executable = doc.get("executable")
     if executable is not None and not isinstance(executable, dict):
         raise InvalidRecord("executable", "executable must be an object")
@@ -126,6 +196,14 @@ def validate(doc: Any, project_id: str, label: str) -> None:
         value = doc.get(name)
         if value is not None and not isinstance(value, (list, str)):
             raise InvalidRecord(name, f"{name} must be a list")
+
+
+def _finite_float(number: float) -> bool:
+    """Whether a JSON number fits a float (a 400-digit integer overflows one)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 def from_v3(doc: dict) -> dict:

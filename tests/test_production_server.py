@@ -40,9 +40,9 @@ def _worker_pids(pid: int) -> list[int]:
 def production(tmp_path, monkeypatch):
     port = free_port()
     text = (ROOT / "production.ini").read_text()
-    assert "\nbind = 0.0.0.0:6543\n" in text  # the line this test moves
+    assert "\nbind = 127.0.0.1:6543\n" in text  # the line this test moves
     ini = tmp_path / "production.ini"
-    ini.write_text(text.replace("\nbind = 0.0.0.0:6543\n", f"\nbind = 127.0.0.1:{port}\n"))
+    ini.write_text(text.replace("\nbind = 127.0.0.1:6543\n", f"\nbind = 127.0.0.1:{port}\n"))
     monkeypatch.setenv("SUMATRA_DATABASE_URL", f"sqlite:///{tmp_path}/sumatra.sqlite")
     monkeypatch.setenv("SUMATRA_SECRET", os.urandom(32).hex())
     monkeypatch.delenv("SUMATRA_BACKEND", raising=False)

@@ -68,7 +68,7 @@ def select(entries: dict[str, dict], query: RecordQuery,
     first = itemgetter(0)
     try:
         if query.cursor:
-            after = tuple(decode_cursor(query.cursor))
+            after = tuple(decode_cursor(query.cursor, numeric=field == "duration"))
             keyed = [k for k in keyed if (k[0] < after if descending else k[0] > after)]
         if query.limit is None:
             keyed.sort(key=first, reverse=descending)
@@ -90,7 +90,7 @@ def _select_by_time(entries: dict[str, dict], ascending: list[tuple[str, str]],
     """Slices of the presorted keys: the same answer as sorting, in O(page) after a bisect."""
     start, stop = 0, len(ascending)
     if query.cursor:
-        after = decode_cursor(query.cursor)
+        after = decode_cursor(query.cursor, numeric=False)
         if not all(isinstance(v, str) for v in after):
             raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}")
         key = (after[0], after[1])

@@ -410,7 +410,7 @@ class SqlAlchemyBackend:
             total = self.db.execute(select(func.count()).select_from(records).where(
                 *conditions)).scalar_one()
         if query.cursor:
-            value, label = decode_cursor(query.cursor)
+            value, label = decode_cursor(query.cursor, numeric=field == "duration")
             if descending:
                 conditions.append(or_(key < value, and_(key == value, records.c.label < label)))
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..permissions import DEFAULT_ROLE
 from ..storage import Storage
 from ..types import ANONYMOUS, ROLES
+from ..usernames import username_problem
 from .errors import InvalidInput, LastAdmin, NotFound
 from .projects import require_project
 from .users import require_user
@@ -12,6 +13,13 @@ from .users import require_user
 
 def admins(grants: dict[str, str]) -> list[str]:
     return sorted(p for p, role in grants.items() if role == "admin")
+
+
+def _check_username(user: str) -> None:
+    """A name no user can have is refused before it is looked up or echoed (NUL, 5 MB)."""
+    problem = username_problem(user)
+    if problem and user != ANONYMOUS:
+        raise InvalidInput("user", problem[:200])
 
 
 def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE) -> str:
@@ -22,6 +30,7 @@ def grant(storage: Storage, project_id: str, user: object, role: object = DEFAUL
     require_project(storage, project_id)
     if not isinstance(user, str) or not user:
         raise InvalidInput("user", "name the user to grant: user=NAME")
+    _check_username(user)
     if role not in ROLES:
         raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
     if user == ANONYMOUS:
@@ -38,6 +47,7 @@ def grant(storage: Storage, project_id: str, user: object, role: object = DEFAUL
 def revoke(storage: Storage, project_id: str, user: str) -> None:
     """Remove ``user``'s grant on the project."""
     require_project(storage, project_id)
+    _check_username(user)
     grants = storage.get_grants(project_id)
     if user not in grants:
         raise NotFound(f"{user!r} holds no grant on this project")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..passwords import hash_password
-from ..records import name_problem
 from ..sessions import end_sessions
 from ..storage import Storage
 from ..types import ANONYMOUS, UserInfo
+from ..usernames import username_problem
 from .errors import Conflict, InvalidInput, UnknownUser
 
 MIN_PASSWORD_LENGTH = 6
@@ -22,7 +22,7 @@ def require_user(storage: Storage, username: str) -> UserInfo:
 
 def check_new_user(storage: Storage, username: str) -> None:
     """Whether ``username`` may be added: a valid, unreserved name no one has."""
-    problem = name_problem(username, "username")
+    problem = username_problem(username)
     if problem:
         raise InvalidInput("username", problem)
     if username == ANONYMOUS:

@@ -139,6 +139,21 @@ def check_if_match(request: Request, current_revision: str | None) -> None:
             "revision); GET it again and retry")
 
 
+def check_if_none_match(request: Request, current_revision: str | None) -> None:
+    """412 for a write whose If-None-Match matches what is stored (RFC 9110 13.1.2).
+
+    ``If-None-Match: *`` makes a PUT create-only: it must not overwrite an existing resource.
+    """
+    if "If-None-Match" not in request.headers or current_revision is None:
+        return
+    named = _revisions(request.if_none_match)
+    if named is None or current_revision in named:
+        raise json_error(
+            HTTPPreconditionFailed, "precondition failed",
+            "the resource already exists (If-None-Match: * asks to create it only) or is "
+            "the revision If-None-Match names; nothing was changed")
+
+
 def vary_on_accept(event: NewResponse) -> None:
     """Every negotiated response varies on Accept (HTML pages and errors too)."""
     if "_sumatra_repr" in event.request.__dict__ and "Accept" not in (event.response.vary or ()):

@@ -11,6 +11,7 @@ from pyramid.security import forget, remember
 from pyramid.view import view_config
 
 from ..limits import authenticate
+from ..usernames import username_problem
 
 
 def safe_next(request: Request, target: str | None) -> str:
@@ -43,7 +44,9 @@ def login(request: Request):
         new_csrf_token(request)
         return HTTPSeeOther(location=target, headers=headers)
     request.response.status_int = 400
-    return {"next": target, "error": "Wrong username or password.", "username": username}
+    # Echo back only a name someone could have (never a 5 MB one).
+    return {"next": target, "error": "Wrong username or password.",
+            "username": "" if username_problem(username) else username}
 
 
 @view_config(route_name="logout", request_method="POST")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from pyramid.exceptions import BadCSRFToken
+from pyramid.events import BeforeRender, subscriber
+from pyramid.exceptions import BadCSRFToken, PredicateMismatch
 from pyramid.httpexceptions import (
     HTTPBadRequest,
     HTTPException,
@@ -66,6 +67,41 @@ def bad_csrf(exc, request: Request):
                     request)
 
 
+def allowed_methods(request: Request) -> set[str]:
+    """The methods some view registered for this request's view name/route and context
+    answers (from Pyramid's introspector); empty if any method would do."""
+    route = request.matched_route.name if request.matched_route else None
+    methods: set[str] = set()
+    for item in request.registry.introspector.get_category("views"):
+        view = item["introspectable"]
+        context = view["context"]
+        if view["name"] != request.view_name or view["route_name"] != route or (
+                isinstance(context, type) and not isinstance(request.context, context)):
+            continue
+        wanted = view["request_methods"]
+        if not wanted:
+            return set()
+        methods.update((wanted,) if isinstance(wanted, str) else wanted)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return methods
+
+
+@exception_view_config(PredicateMismatch)
+def predicate_mismatch(exc: PredicateMismatch, request: Request):
+    """No view took the request: 405 + Allow for a wrong method, else 400 — never the
+    name of the view function Pyramid's own message gives."""
+    allowed = allowed_methods(request)
+    if allowed and request.method not in allowed:
+        listed = ", ".join(sorted(allowed))
+        return as_error(json_error(HTTPMethodNotAllowed, "method not allowed",
+                                   f"{request.method} is not allowed here; allowed: {listed}",
+                                   headers={"Allow": listed}), request)
+    return as_error(json_error(HTTPBadRequest, "bad request",
+                               f"{request.path} cannot take this request: check its parameters"),
+                    request)
+
+
 @exception_view_config(HTTPException)
 def http_exception(exc: HTTPException, request: Request):
     return as_error(exc, request)
@@ -107,6 +143,26 @@ def server_error(exc, request: Request):
     return as_error(json_error(HTTPInternalServerError, "internal server error",
                                "the server failed; nothing was stored. The error is logged."),
                     request)
+
+
+@subscriber(BeforeRender)
+def page_user(event: BeforeRender) -> None:
+    """``userid`` for the page templates, computed so that an error page never re-raises.
+
+    Asking for the user raises 401 (wrong or malformed credentials) or 429 (locked
+    out). On a page that raise becomes the 401/429 page; on that error page itself the
+    user is shown as anonymous (asking again would raise again: a 500 with no headers).
+    """
+    request = event.get("request")
+    if request is None or not str(event.get("renderer_name", "")).endswith(".html"):
+        return
+    try:
+        userid = request.authenticated_userid
+    except HTTPException:
+        if getattr(request, "exception", None) is None:
+            raise
+        userid = None
+    event["userid"] = userid
 
 
 def as_error(exc: HTTPException, request: Request):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from pyramid.request import Request
 from pyramid.view import view_config
+
+log = logging.getLogger(__name__)
 
 
 @view_config(route_name="health", renderer="json")
@@ -14,12 +18,22 @@ def health(request: Request):
 
 @view_config(route_name="ready", renderer="json")
 def ready(request: Request):
-    """Readiness: storage is reachable."""
+    """Readiness: storage is reachable.
+
+    Everyone gets the answer; only server administrators the backend, SQL dialect and
+    error text (which name the software and where it runs). The error is logged.
+    """
     status = request.storage.status()
-    if not status.get("ok"):
+    ok = bool(status.get("ok"))
+    if not ok:
+        log.warning("not ready: %s", status.get("detail", status))
         request.response.status_int = 503
         request.response.headers["Retry-After"] = "5"
-    return status
+    # Ask for the caller only while storage answers (a login needs it).
+    identity = request.identity if ok else None
+    if identity is not None and identity.is_admin:
+        return status
+    return {"ok": ok, "status": "ok" if ok else "unavailable"}
 
 
 def includeme(config) -> None:

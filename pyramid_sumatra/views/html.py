@@ -18,14 +18,16 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from ..clip import clip, pretty
 from ..comparison import compare
+from ..limits import record_limits
 from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
 from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
-from .projects import parse_tags, visible_projects
+from .projects import check_filter_tags, parse_tags, visible_projects
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
@@ -107,11 +109,6 @@ class Filters:
         return bool(self.tags or self.text or self.user or self.main_file or self.since
                     or self.until)
 
-    def toggled_tag(self, tag: str) -> str:
-        tags = list(self.tags or [])
-        tags = [t for t in tags if t != tag] if tag in tags else tags + [tag]
-        return ",".join(tags)
-
     def sort_order(self, column: str) -> str:
         """The order a click on ``column``'s header asks for (toggles direction)."""
         if self.order == column:
@@ -123,7 +120,9 @@ class Filters:
 
 def _date(value: str | None) -> str:
     value = (value or "").strip()
-    if len(value) == 10 and value[4] == value[7] == "-" and value.replace("-", "").isdigit():
+    # isascii: str.isdigit() also takes "２" and "²"
+    if len(value) == 10 and value[4] == value[7] == "-" and value.isascii() and \
+            value.replace("-", "").isdigit():
         return value
     return ""
 
@@ -152,10 +151,26 @@ def records_page(request: Request, context, project: Project,
             "can_manage": request.has_permission(MANAGE, project)}
 
 
+def toggled(tags: list[str] | None, tag: str | None) -> list[str] | None:
+    """The tag filter after a click on a tag chip (``?toggle=T``): T added or removed.
+
+    The chips are buttons of the filter form, which sends the current filter once:
+    links carrying the whole filter in every chip made the page grow with the square
+    of the number of tags.
+    """
+    tag = (tag or "").strip()
+    if not tag:
+        return tags
+    tags = list(tags or [])
+    return [t for t in tags if t != tag] if tag in tags else [*tags, tag]
+
+
 @view_config(context=Project, request_method="GET", permission=VIEW, representation="html",
              renderer="project.html")
 def project_page(context: Project, request: Request):
-    return records_page(request, context, context, parse_tags(request))
+    tags = toggled(parse_tags(request), request.GET.get("toggle"))
+    return records_page(request, context, context,
+                        check_filter_tags(tags, record_limits(request)) if tags else None)
 
 
 @view_config(context=TagSet, request_method="GET", permission=VIEW, representation="html",
@@ -203,15 +218,19 @@ def record_page(context, request: Request):
     require_project(context.project)
     if context.stored is None:
         raise json_error(HTTPNotFound, "not found", "no such record")
-    doc = context.stored.document
+    stored_doc = context.stored.document
+    doc = clip(stored_doc)  # a deep document renders, the deep part as JSON text
     try:
         tags = tag_list(doc.get("tags"))
     except ValueError:
         tags = []
     record_url = request.resource_url(context.project, context.stored.label, "")
+    parameters = parse_parameters(stored_doc.get("parameters"))
+    parameters.values = clip(parameters.values)
     return {"project": context.project, "stored": context.stored, "record": doc,
+            "record_json": pretty(stored_doc, context.stored.body),
             "record_url": record_url, "tags": tags,
-            "parameters": parse_parameters(doc.get("parameters")),
+            "parameters": parameters,
             "input_data": _entries(doc.get("input_data")),
             "output_data": _entries(doc.get("output_data")),
             "dependencies": _entries(doc.get("dependencies")),
@@ -247,7 +266,7 @@ def compare_page(context: Project, request: Request):
 
 def parameter_rows(request: Request, project: Project) -> tuple[list[str], list[dict], bool]:
     """(keys, rows, truncated) for the records selected by labels or by the table filters."""
-    labels = requested_labels(request)
+    labels = requested_labels(request)[:PARAMETER_TABLE_LIMIT]  # one read per label
     if labels:
         stored = [request.storage.get_record(project.id, label) for label in labels]
         records: list[StoredRecord] = [r for r in stored if r is not None]

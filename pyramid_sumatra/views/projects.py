@@ -7,13 +7,21 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from ..documents import document_text, project_document, project_list_entry
+from ..limits import Limits, record_limits
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
 from ..resources import Project, Root, TagSet
 from ..services import projects, tokens
 from ..services.records import delete_tagged
 from ..types import ANONYMOUS, RecordQuery
-from . import json_error, read_json, render_json, representation, require_project
+from . import (
+    check_if_none_match,
+    json_error,
+    read_json,
+    render_json,
+    representation,
+    require_project,
+)
 
 MAX_PAGE = 100_000
 
@@ -43,17 +51,34 @@ def project_list(context, request):
 
 
 def parse_tags(request: Request) -> list[str] | None:
+    """``?tags=a,b`` as a list; 400 beyond the record limits (``sumatra.max_tags`` tags of
+    ``sumatra.max_tag_length`` characters): a filter no record can need, and a page
+    that would grow with it."""
     raw = request.GET.get("tags")
     if raw is None:
         return None
-    return [t.strip() for t in raw.split(",") if t.strip()]
+    return check_filter_tags([t.strip() for t in raw.split(",") if t.strip()],
+                             record_limits(request))
+
+
+def check_filter_tags(tags: list[str], limits: Limits) -> list[str]:
+    """``tags`` (once each) if a record could match them all; else 400 naming ``tags``."""
+    tags = list(dict.fromkeys(tags))
+    if len(tags) > limits.max_tags:
+        raise json_error(HTTPBadRequest, "invalid tags",
+                         f"a tag filter may name at most {limits.max_tags} tags, not {len(tags)}")
+    if any(len(t) > limits.max_tag_length for t in tags):
+        raise json_error(HTTPBadRequest, "invalid tags",
+                         f"a tag is at most {limits.max_tag_length} characters long")
+    return tags
 
 
 def parse_limit(request: Request) -> int | None:
     raw = request.GET.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses (a 500).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 0 < int(raw) <= MAX_PAGE:
         raise json_error(HTTPBadRequest, "invalid limit",
                          f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
@@ -89,6 +114,8 @@ def put_project(context: Project, request):
     body = read_json(request)
     if not isinstance(body, dict):
         raise json_error(HTTPBadRequest, "invalid body", "a project must be a JSON object")
+    # A project has no revision to name; If-None-Match: * makes the PUT create-only.
+    check_if_none_match(request, "exists" if context.exists else None)
     if context.exists:
         projects.update_project(request.storage, context.info, body)
         request.response.status_int = 200

@@ -13,6 +13,7 @@ from ..resources import Last, Record
 from ..services.records import delete_record, save_record
 from . import (
     check_if_match,
+    check_if_none_match,
     json_error,
     read_json,
     render_json,
@@ -50,6 +51,7 @@ class RecordWrites:
         incoming = read_json(request)
         stored = context.stored
         check_if_match(request, stored.revision if stored else None)
+        check_if_none_match(request, stored.revision if stored else None)
         record, created = save_record(
             request.storage, context.project.id, context.label, incoming, media_version,
             user=request.authenticated_userid, limits=record_limits(request), stored=stored)
