@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .parameters import parse_parameters
+from .records import is_date, whole_number
 from .types import SORTABLE, RecordQuery, StoredRecord
 
 #: Most records one request returns; beyond it the answer has a ``next`` cursor link.
@@ -48,8 +49,7 @@ class PlotQuery:
 
 
 def _date(name: str, value: str) -> str:
-    if not (len(value) == 10 and value[4] == value[7] == "-"
-            and value.replace("-", "").isdigit()):
+    if not is_date(value):
         raise PlotDataError(name, f"{name} must be a date YYYY-MM-DD")
     return value
 
@@ -73,8 +73,8 @@ def parse_query(pairs: list[tuple[str, str]]) -> PlotQuery:
     if order.lstrip("-") not in SORTABLE:
         raise PlotDataError("order", "order must be one of " + ", ".join(SORTABLE)
                             + " (prefix '-' for descending)")
-    limit = given.get("limit") or str(MAX_RECORDS)
-    if not limit.isdigit() or not 0 < int(limit) <= MAX_RECORDS:
+    limit = whole_number(given.get("limit") or str(MAX_RECORDS), MAX_RECORDS)
+    if limit is None:
         raise PlotDataError("limit", f"limit must be a whole number from 1 to {MAX_RECORDS}")
     since = _date("since", given["since"]) if given.get("since") else None
     until = _date("until", given["until"]) if given.get("until") else None
@@ -83,7 +83,7 @@ def parse_query(pairs: list[tuple[str, str]]) -> PlotQuery:
         main_file=given.get("main_file") or None,
         since=f"{since} 00:00:00" if since else None,
         until=f"{until} 23:59:59" if until else None,
-        order=order, limit=int(limit), cursor=given.get("cursor") or None, with_body=True)
+        order=order, limit=limit, cursor=given.get("cursor") or None, with_body=True)
     filters = {k: v for k, v in given.items() if v and k not in ("cursor", "format")}
     return PlotQuery(query, filters)
 

@@ -122,6 +122,24 @@ def parse_json_body(body: bytes) -> Any:
     return doc
 
 
+def whole_number(text: str, maximum: int) -> int | None:
+    """``text`` as a number from 1 to ``maximum``, or None.
+
+    ASCII digits only: ``str.isdigit()`` also takes "²" and "２", which ``int()``
+    refuses (a query parameter's 500, found by probing).
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(maximum))):
+        return None
+    number = int(text)
+    return number if 0 < number <= maximum else None
+
+
+def is_date(text: str) -> bool:
+    """Whether ``text`` is a date ``YYYY-MM-DD`` in ASCII digits (a filter's since/until)."""
+    return (len(text) == 10 and text[4] == text[7] == "-" and text.isascii()
+            and text.replace("-", "").isdigit())
+
+
 def normalise_timestamp(value: Any) -> str:
     """Return the UTC form used for sorting, or raise InvalidRecord."""
     if not isinstance(value, str):

@@ -162,7 +162,7 @@ def test_hostile_bodies_on_every_write(testapp, wsgi_app):
     assert _snapshot(storage) == before
 
 
-BAD_NAMES = ["nl\n", "nl\r", "tab\t", "..", "a/b", "_x", "x" * 101]
+BAD_NAMES = ["nl\n", "nl\r", "tab\t", "a/b", "_x", "x" * 101]
 
 
 @pytest.mark.parametrize("name", [*BAD_NAMES, "permissions", "last", "tag", "tagged"])

@@ -23,7 +23,7 @@ from ..comparison import compare
 from ..limits import record_limits
 from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
-from ..records import tag_list
+from ..records import is_date, tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
 from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
@@ -120,11 +120,7 @@ class Filters:
 
 def _date(value: str | None) -> str:
     value = (value or "").strip()
-    # isascii: str.isdigit() also takes "２" and "²"
-    if len(value) == 10 and value[4] == value[7] == "-" and value.isascii() and \
-            value.replace("-", "").isdigit():
-        return value
-    return ""
+    return value if is_date(value) else ""
 
 
 def records_page(request: Request, context, project: Project,

@@ -10,6 +10,7 @@ from ..documents import document_text, project_document, project_list_entry
 from ..limits import Limits, record_limits
 from ..negotiation import check_body_type
 from ..permissions import EDIT, MANAGE, VIEW
+from ..records import whole_number
 from ..resources import Project, Root, TagSet
 from ..services import projects, tokens
 from ..services.records import delete_tagged
@@ -77,11 +78,11 @@ def parse_limit(request: Request) -> int | None:
     raw = request.GET.get("limit")
     if raw is None:
         return None
-    # ASCII digits only: str.isdigit() takes "²", which int() refuses (a 500).
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 0 < int(raw) <= MAX_PAGE:
+    limit = whole_number(raw, MAX_PAGE)
+    if limit is None:
         raise json_error(HTTPBadRequest, "invalid limit",
                          f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return int(raw)
+    return limit
 
 
 def _project_response(request: Request, context, project: Project, tags: list[str] | None,
