@@ -15,10 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import POSTGRES
 
-from backends.sqlalchemy import migrate
-from backends.sqlalchemy.schema import metadata
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.types import RecordQuery
+from pyramid_sumatra_backends.sqlalchemy import migrate
+from pyramid_sumatra_backends.sqlalchemy.schema import metadata
 
 DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
 

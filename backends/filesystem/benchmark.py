@@ -1,6 +1,6 @@
 """Time the storage hooks on 10,000 records.
 
-``python -m backends.filesystem.benchmark [filesystem] [sqlite]``.
+``python -m pyramid_sumatra_backends.filesystem.benchmark [filesystem] [sqlite]``.
 
 Loads 10,000 records (in 10 transactions) into a temporary store, then times
 ``query_records`` unfiltered, filtered by a tag on 1% of the records, a

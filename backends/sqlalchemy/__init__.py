@@ -18,6 +18,10 @@ from typing import Any
 import orjson
 import transaction
 import zope.sqlalchemy
+from sqlalchemy import and_, bindparam, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Engine, engine_from_config
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from pyramid_sumatra.cursors import decode_cursor, encode_cursor
 from pyramid_sumatra.hookspecs import hookimpl
@@ -36,10 +40,6 @@ from pyramid_sumatra.types import (
     StoredRecord,
     UserInfo,
 )
-from sqlalchemy import and_, bindparam, delete, event, func, insert, or_, select, update
-from sqlalchemy.engine import Engine, engine_from_config
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from .schema import grants, projects, record_tags, records, users
 
