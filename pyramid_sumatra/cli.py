@@ -22,10 +22,10 @@ from . import build_storage, resolve_settings, transfer
 from .demo import load_demo
 from .passwords import hash_password
 from .permissions import DEFAULT_ROLE
-from .plugins import PluginError
 from .records import InvalidRecord, name_problem
 from .storage import Storage
-from .types import ANONYMOUS, ROLES, StorageError, UserInfo
+from .storage.plugins import PluginError
+from .storage.types import ANONYMOUS, ROLES, StorageError, UserInfo
 
 
 class CommandError(Exception):

@@ -9,7 +9,7 @@ from .passwords import hash_password
 from .permissions import DEFAULT_ROLE
 from .records import build_stored_record, validate
 from .storage import Storage
-from .types import ANONYMOUS, ProjectInfo, UserInfo
+from .storage.types import ANONYMOUS, ProjectInfo, UserInfo
 
 DEMO_USER = "testuser"
 DEMO_PASSWORD = "abc123"

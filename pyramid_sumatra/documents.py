@@ -13,7 +13,7 @@ from pyramid.request import Request
 from .negotiation import Representation
 from .records import revision_of, to_v3
 from .resources import Project
-from .types import ANONYMOUS, ProjectInfo, StoredRecord
+from .storage.types import ANONYMOUS, ProjectInfo, StoredRecord
 
 
 def record_text(stored: StoredRecord, rep: Representation) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .permissions import CREATOR_ROLE
 from .storage import Storage
-from .types import ProjectInfo
+from .storage.types import ProjectInfo
 
 
 def create_project(storage: Storage, project_id: str, creator: str | None,

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from .types import StoredRecord
+from .storage.types import StoredRecord
 
 #: Names that are routes inside a project, never record labels.
 RESERVED_LABELS = frozenset({"permissions", "tag", "tagged", "last"})

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from .records import build_stored_record, utcnow
 from .storage import Storage
-from .types import ProjectInfo, RecordQuery, StoredRecord, UserInfo
+from .storage.types import ProjectInfo, RecordQuery, StoredRecord, UserInfo
 
 FORMAT = "sumatra-server-dump"
 FORMAT_VERSION = 1

@@ -226,7 +226,7 @@ def store(storage, backend_name: str):
 @pytest.fixture
 def project(store) -> str:
     """A committed, empty project ``P`` (tests/contract)."""
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="P", name="Project P", description="for tests"))

@@ -27,7 +27,7 @@ from sumatra.recordstore.http_store import HttpRecordStore
 from sumatra.recordstore.shelve_store import ShelveRecordStore
 
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 
 @pytest.fixture

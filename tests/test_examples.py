@@ -21,7 +21,7 @@ import webtest
 from conftest import V4, basic, unavailable
 
 import pyramid_sumatra
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

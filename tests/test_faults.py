@@ -436,7 +436,7 @@ def test_connection_lost_at_commit_is_503_not_500():
 
 
 def test_conflict_left_after_the_retries_is_503_busy(testapp, wsgi_app, monkeypatch, caplog):
-    from pyramid_sumatra.types import StorageConflict
+    from pyramid_sumatra.storage.types import StorageConflict
 
     storage = wsgi_app.registry["sumatra.storage"]
     calls = []

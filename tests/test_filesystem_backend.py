@@ -13,10 +13,10 @@ import transaction
 
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.cli import main as cli
-from pyramid_sumatra.plugins import PluginError
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.storage import Storage
-from pyramid_sumatra.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
+from pyramid_sumatra.storage.plugins import PluginError
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
 from pyramid_sumatra_backends.filesystem import journal
 from pyramid_sumatra_backends.filesystem.paths import Layout, UnsafeName
 
@@ -189,8 +189,8 @@ def test_labels_only_pages_give_labels_in_order(fs):
 def test_presorted_pages_equal_sorted_pages(order, limit):
     import random
 
+    from pyramid_sumatra.storage.query import select_entries
     from pyramid_sumatra_backends.filesystem.disk import IndexState
-    from pyramid_sumatra_backends.filesystem.query import select
 
     rng = random.Random(limit)
     state = IndexState({f"r{i:02d}": {"timestamp": f"2024-01-0{rng.randint(1, 3)} 10:00:00"}
@@ -204,8 +204,8 @@ def test_presorted_pages_equal_sorted_pages(order, limit):
         cursor = None
         while True:
             query = RecordQuery(order=order, limit=limit, cursor=cursor)
-            page, cursor, total = select(state.entries, query,
-                                         (lambda: state.by_time) if presorted else None)
+            page, cursor, total = select_entries(state.entries, query,
+                                                 (lambda: state.by_time) if presorted else None)
             pages[presorted].append(([label for label, _ in page], total))
             if cursor is None:
                 break

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from conftest import POSTGRES
 
 from pyramid_sumatra import build_storage, resolve_settings
-from pyramid_sumatra.types import RecordQuery
+from pyramid_sumatra.storage.types import RecordQuery
 from pyramid_sumatra_backends.sqlalchemy import migrate
 from pyramid_sumatra_backends.sqlalchemy.schema import metadata
 

@@ -352,7 +352,7 @@ def test_authenticated_without_grant_is_403(testapp, storage):
     import transaction
 
     from pyramid_sumatra.passwords import hash_password
-    from pyramid_sumatra.types import UserInfo
+    from pyramid_sumatra.storage.types import UserInfo
 
     with transaction.manager:
         storage.put_user(UserInfo("other", hash_password("secret1")))
@@ -375,7 +375,7 @@ def test_permissions_get_and_grant(testapp, storage):
     import transaction
 
     from pyramid_sumatra.passwords import hash_password
-    from pyramid_sumatra.types import UserInfo
+    from pyramid_sumatra.storage.types import UserInfo
 
     with transaction.manager:
         storage.put_user(UserInfo("alice", hash_password("secret1")))

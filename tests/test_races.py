@@ -11,8 +11,8 @@ import webtest
 from conftest import V4, basic, load_example, plugin_module
 
 import pyramid_sumatra
-from pyramid_sumatra.hookspecs import hookimpl
-from pyramid_sumatra.types import StorageConflict
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.types import StorageConflict
 
 
 def put(url: str, doc: dict) -> int:

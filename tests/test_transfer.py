@@ -20,7 +20,7 @@ from pyramid_sumatra import build_storage, resolve_settings, transfer
 from pyramid_sumatra.cli import main
 from pyramid_sumatra.demo import load_demo
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 
 def write_ini(path: Path, **settings: str) -> str:

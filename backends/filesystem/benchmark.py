@@ -19,7 +19,7 @@ import transaction
 
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import ProjectInfo, RecordQuery
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery
 
 COUNT = 10_000
 

@@ -12,7 +12,7 @@ import json
 import secrets
 from typing import Any
 
-from pyramid_sumatra.types import ProjectInfo, StoredRecord, UserInfo
+from pyramid_sumatra.storage.types import ProjectInfo, StoredRecord, UserInfo
 
 from .files import dumps_readable
 

@@ -23,11 +23,11 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from pyramid_sumatra.cursors import decode_cursor, encode_cursor
-from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.intent import write_intent
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import (
+from pyramid_sumatra.storage.cursors import decode_cursor, encode_cursor
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.types import (
     ANONYMOUS,
     SORTABLE,
     ProjectInfo,

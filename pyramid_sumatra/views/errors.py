@@ -22,7 +22,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, view_conf
 
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
-from ..types import StorageConflict, StorageFull, StorageUnavailable
+from ..storage.types import StorageConflict, StorageFull, StorageUnavailable
 from . import json_error, representation
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
-from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
+from ..storage.types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
 from .projects import parse_tags, visible_projects
 

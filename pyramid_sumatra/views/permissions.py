@@ -11,7 +11,7 @@ from ..negotiation import offers
 from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
 from ..projects import admins
 from ..resources import Permissions
-from ..types import ANONYMOUS, ROLES
+from ..storage.types import ANONYMOUS, ROLES
 from . import json_error, read_json, render_json, representation, require_project
 
 

@@ -12,7 +12,7 @@ from ..permissions import EDIT, MANAGE, VIEW
 from ..projects import create_project, update_project
 from ..records import unstorable
 from ..resources import Project, Root, TagSet
-from ..types import ANONYMOUS, RecordQuery
+from ..storage.types import ANONYMOUS, RecordQuery
 from . import json_error, read_json, render_json, representation, require_project
 
 MAX_PAGE = 100_000

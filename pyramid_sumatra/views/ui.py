@@ -16,7 +16,7 @@ from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..projects import create_project
 from ..records import InvalidRecord, build_stored_record, edit_annotations, name_problem, tag_list
 from ..resources import Permissions, Project, Record, Root
-from ..types import ANONYMOUS, StoredRecord
+from ..storage.types import ANONYMOUS, StoredRecord
 from .permissions import apply_grant, apply_revoke
 
 

@@ -12,7 +12,7 @@ import transaction
 
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.storage import Storage
-from pyramid_sumatra.types import StoredRecord
+from pyramid_sumatra.storage.types import StoredRecord
 
 
 def record(project_id: str, label: str, timestamp: str = "2024-01-01 10:00:00",

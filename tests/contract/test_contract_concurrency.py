@@ -7,7 +7,7 @@ import threading
 import transaction
 from contract_support import record
 
-from pyramid_sumatra.types import RecordQuery, StorageConflict
+from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
 
 def run_threads(*targets) -> list[BaseException]:

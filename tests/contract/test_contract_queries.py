@@ -6,7 +6,7 @@ import pytest
 import transaction
 from contract_support import labels, put, record
 
-from pyramid_sumatra.types import RecordQuery
+from pyramid_sumatra.storage.types import RecordQuery
 
 
 def query(store, project, **kwargs):
@@ -101,7 +101,7 @@ def test_filters(store, sample, filters, expected):
 
 
 def test_queries_stay_in_their_project(store, sample):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Other"))

@@ -10,7 +10,7 @@ from conftest import DATA
 from contract_support import labels, put, record
 
 from pyramid_sumatra.records import build_stored_record, validate
-from pyramid_sumatra.types import RecordQuery, StorageConflict
+from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
 EXAMPLES = sorted(p.name for p in DATA.glob("example_*.json"))
 
@@ -91,7 +91,7 @@ def test_create_of_an_existing_label_conflicts_and_keeps_the_first(store, projec
 
 
 def test_same_label_in_two_projects_is_two_records(store, project):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Q"))
@@ -150,7 +150,7 @@ def test_delete_records_by_tag(store, project):
 
 
 def test_delete_by_tag_stays_in_its_project(store, project):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Q"))
@@ -162,7 +162,7 @@ def test_delete_by_tag_stays_in_its_project(store, project):
 
 
 def test_aborted_transaction_leaves_nothing(store, project):
-    from pyramid_sumatra.types import ProjectInfo, UserInfo
+    from pyramid_sumatra.storage.types import ProjectInfo, UserInfo
 
     put(store, record(project, "kept", reason="before"))
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import CALLED_HOOKS
 
-from pyramid_sumatra import hookspecs
-from pyramid_sumatra.hookspecs import STORAGE_HOOKS
-from pyramid_sumatra.storage import Storage
+from pyramid_sumatra.storage import Storage, hookspecs
+from pyramid_sumatra.storage.hookspecs import STORAGE_HOOKS
 
 HERE = Path(__file__).parent
 

@@ -9,9 +9,9 @@ object whose methods carry ``@hookimpl``.
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
 manager) so that nothing it writes persists unless that transaction commits.
-Hooks raise :class:`~pyramid_sumatra.types.StorageConflict` when a concurrent
+Hooks raise :class:`~pyramid_sumatra.storage.types.StorageConflict` when a concurrent
 writer won a race (the request is retried) and
-:class:`~pyramid_sumatra.types.StorageUnavailable` when storage cannot be
+:class:`~pyramid_sumatra.storage.types.StorageUnavailable` when storage cannot be
 reached (the client gets 503).
 
 Other plugins may wrap any hook (``@hookimpl(wrapper=True)``: audit, quotas,
@@ -31,10 +31,16 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+def storage_hookspec(function):
+    """A hook the backend must implement (``firstresult``); it is listed in STORAGE_HOOKS."""
+    function.sumatra_storage_hook = True
+    return hookspec(firstresult=True)(function)
+
+
 # -- lifecycle ---------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_initialize_storage() -> bool:
     """Create or upgrade the storage schema so the other hooks can work.
 
@@ -43,7 +49,7 @@ def sumatra_initialize_storage() -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_storage_status() -> dict[str, Any]:
     """Report whether storage is reachable.
 
@@ -52,12 +58,12 @@ def sumatra_storage_status() -> dict[str, Any]:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_dispose_storage() -> bool:
     """Release connections, file handles and locks (app or CLI shutting down). Return True."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_check_storage(repair: bool) -> dict[str, Any]:
     """Check that storage is consistent; with ``repair`` also fix what can be fixed.
 
@@ -74,12 +80,12 @@ def sumatra_check_storage(repair: bool) -> dict[str, Any]:
 # -- records -----------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_record(project_id: str, label: str) -> StoredRecord | None:
     """Return the record ``label`` of ``project_id`` with its body, or None if absent."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     """Store ``record`` (body, revision and index fields), replacing any stored one.
 
@@ -91,12 +97,12 @@ def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_record(project_id: str, label: str) -> bool:
     """Delete one record and its tags. Return True if it existed, False if not."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     """Select records of a project by ``query`` (see :class:`RecordQuery`).
 
@@ -109,12 +115,12 @@ def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_most_recent_record(project_id: str) -> StoredRecord | None:
     """Return the record with the latest timestamp (ties: greatest label), with body, or None."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
     """Delete every record of the project having ``tag``; return how many were deleted."""
 
@@ -122,12 +128,12 @@ def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
 # -- projects ----------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_project(project_id: str) -> ProjectInfo | None:
     """Return the project (with ``record_count`` and ``last_updated``), or None if absent."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_project(project: ProjectInfo) -> bool:
     """Create the project, or update its name and description. Return True if it was created.
 
@@ -136,12 +142,12 @@ def sumatra_put_project(project: ProjectInfo) -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_project(project_id: str) -> bool:
     """Delete a project with all its records and grants. Return True if it existed."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
     """Return projects on which any of ``principals`` (usernames, or ``anonymous``) holds a grant.
 
@@ -153,7 +159,7 @@ def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
 # -- grants ------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_grants(project_id: str) -> dict[str, str]:
     """Return ``{principal: role}`` for the project (empty if none or no such project).
 
@@ -161,12 +167,12 @@ def sumatra_get_grants(project_id: str) -> dict[str, str]:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_set_grant(project_id: str, principal: str, role: str) -> bool:
     """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_revoke_grant(project_id: str, principal: str) -> bool:
     """Remove the principal's grant. Return True if there was one."""
 
@@ -174,22 +180,22 @@ def sumatra_revoke_grant(project_id: str, principal: str) -> bool:
 # -- users -------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_user(username: str) -> UserInfo | None:
     """Return the user (with its password hash, never a clear password), or None."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_user(user: UserInfo) -> bool:
     """Create or replace the user. Return True if it was created."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_user(username: str) -> bool:
     """Delete the user and every grant it holds. Return True if it existed."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_list_users() -> list[UserInfo]:
     """Return every user, ordered by username."""
 
@@ -217,27 +223,7 @@ def sumatra_record_deleted(project_id: str, label: str) -> None:
     """Called after the transaction that deleted a record committed."""
 
 
-#: Hooks a backend must implement; start-up fails if one is missing.
-STORAGE_HOOKS = (
-    "sumatra_initialize_storage",
-    "sumatra_storage_status",
-    "sumatra_dispose_storage",
-    "sumatra_check_storage",
-    "sumatra_get_record",
-    "sumatra_put_record",
-    "sumatra_delete_record",
-    "sumatra_query_records",
-    "sumatra_most_recent_record",
-    "sumatra_delete_records_by_tag",
-    "sumatra_get_project",
-    "sumatra_put_project",
-    "sumatra_delete_project",
-    "sumatra_list_projects",
-    "sumatra_get_grants",
-    "sumatra_set_grant",
-    "sumatra_revoke_grant",
-    "sumatra_get_user",
-    "sumatra_put_user",
-    "sumatra_delete_user",
-    "sumatra_list_users",
-)
+#: Hooks a backend must implement (the ones marked ``@storage_hookspec``, in order);
+#: start-up fails if one is missing.
+STORAGE_HOOKS = tuple(name for name, value in list(globals().items())
+                      if getattr(value, "sumatra_storage_hook", False))
