@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port  # re-exported: the fault tests import it from here
+from conftest import DATA, free_port  # free_port re-exported: the fault tests import it from here
 
 BIN = Path(sys.executable).parent
-DATA = Path(__file__).parent / "data"
 USER, PASSWORD = "testuser", "abc123"
 RECORD_TYPE = "application/vnd.sumatra.record-v4+json"
 RECORD_ACCEPT = "application/vnd.sumatra.record-v4+json, application/json"

@@ -6,18 +6,17 @@ import json
 
 import pytest
 import transaction
-from conftest import DATA
-from contract_support import labels, put, record
 
 from pyramid_sumatra.records import build_stored_record, validate
+from pyramid_sumatra.storage.testing.support import EXAMPLES_DIR, labels, put, record
 from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
-EXAMPLES = sorted(p.name for p in DATA.glob("example_*.json"))
+EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("example_*.json"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_every_example_round_trips(store, project, example):
-    doc = json.loads((DATA / example).read_text())
+    doc = json.loads((EXAMPLES_DIR / example).read_text())
     validate(doc, project, doc["label"])
     rec = build_stored_record(project, doc)
     put(store, rec)

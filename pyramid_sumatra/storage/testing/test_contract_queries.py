@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import transaction
-from contract_support import labels, put, record
 
+from pyramid_sumatra.storage.testing.support import labels, put, record
 from pyramid_sumatra.storage.types import RecordQuery
 
 

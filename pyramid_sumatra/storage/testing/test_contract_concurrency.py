@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import transaction
-from contract_support import record
 
+from pyramid_sumatra.storage.testing.support import record
 from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import transaction
-from contract_support import put, record
 
+from pyramid_sumatra.storage.testing.support import put, record
 from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, UserInfo
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?$")  # UTC
