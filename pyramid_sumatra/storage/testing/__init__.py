@@ -39,6 +39,7 @@ SUITE_MODULES = tuple(sorted(f"{__name__}.{path.stem}"
 
 _called = pytest.StashKey[dict[str, set[str]]]()
 _complete = pytest.StashKey[bool]()
+_test_hooks = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,8 +111,14 @@ def store(request: pytest.FixtureRequest, sumatra_settings: dict[str, Any],
 
     storage = build_storage(resolve_settings(sumatra_settings))
     called = request.config.stash[_called].setdefault(sumatra_backend_name, set())
-    undo = storage.pm.add_hookcall_monitoring(
-        lambda hook_name, impls, kwargs: called.add(hook_name), lambda *args: None)
+    in_this_test = request.node.stash.setdefault(_test_hooks, [])
+
+    def note(hook_name: str, impls, kwargs) -> None:
+        called.add(hook_name)
+        if hook_name in STORAGE_HOOKS and hook_name not in in_this_test:
+            in_this_test.append(hook_name)
+
+    undo = storage.pm.add_hookcall_monitoring(note, lambda *args: None)
     storage.initialize()
     try:
         yield storage
@@ -126,6 +133,17 @@ def project(store: Storage) -> str:
     with transaction.manager:
         store.put_project(ProjectInfo(id="P", name="Project P", description="for tests"))
     return "P"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed contract test names the storage hooks it called, in order: the culprit
+    is among them (usually the first write or the read its assertion is about)."""
+    report = yield
+    hooks = item.stash.get(_test_hooks, None)
+    if report.failed and hooks:
+        report.sections.append(("storage hooks this test called", ", ".join(hooks)))
+    return report
 
 
 # -- every hook called: checked at the end, whatever order the tests ran in ------------

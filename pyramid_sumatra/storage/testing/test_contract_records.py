@@ -63,7 +63,7 @@ def test_replace_updates_body_index_fields_and_tags(store, project):
     assert got.document["reason"] == "second"
     assert (got.reason, got.outcome, got.duration) == ("second", "done", 2.5)
     assert got.revision == new.revision
-    assert sorted(got.tags) == ["b", "c"]
+    assert sorted(got.tags) == ["b", "c"], "sumatra_put_record(create=False) must store the tags"
     assert labels(by_a) == [] and labels(by_c) == ["r1"]
     assert info.record_count == 1  # a replace is not a new record
 
