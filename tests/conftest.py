@@ -231,6 +231,11 @@ V4 = "application/vnd.sumatra.{}-v4+json"
 CLIENT_ACCEPT = "application/vnd.sumatra.{kind}-v4+json, application/json"
 
 
+def served(doc: dict, project_id: str) -> dict:
+    """A record document as the server sends it back: with the project it is in."""
+    return {**doc, "project_id": doc.get("project_id") or project_id}
+
+
 def load_example(name: str) -> dict:
     return json.loads((DATA / name).read_text())
 

@@ -97,7 +97,8 @@ def test_the_memory_backend_serves_the_app(memory_backend):
     doc = {"label": "m1", "timestamp": "2024-01-01 10:00:00", "tags": ["x"]}
     testapp.put("/TestProject/m1/", json.dumps(doc),
                 headers={**basic(), "Content-Type": V4.format("record")}, status=201)
-    assert testapp.get("/TestProject/m1/", headers=basic()).json == doc
+    assert testapp.get("/TestProject/m1/", headers=basic()).json == {
+        **doc, "project_id": "TestProject"}
     assert len(testapp.get("/TestProject/", headers=basic()).json["records"]) == 5
 
 

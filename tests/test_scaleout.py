@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import transaction
-from conftest import POSTGRES
+from conftest import POSTGRES, served
 from procs import (
     PROJECT_ACCEPT,
     ServerProcess,
@@ -180,7 +180,7 @@ def test_two_processes_on_one_store(backend: str, tmp_path: Path):
 
         # Every acknowledged PUT is stored, read through both processes.
         for i, (label, doc) in enumerate(sorted(load.acked.items())):
-            assert get_record(servers[i % 2].url, PROJECT, label).json() == doc
+            assert get_record(servers[i % 2].url, PROJECT, label).json() == served(doc, PROJECT)
         for label in load.shared_acked:
             stored = get_record(servers[0].url, PROJECT, label).json()
             # The last update wins: one of the outcomes sent for that label.

@@ -85,3 +85,23 @@ def test_a_commit_error_is_translated(tmp_path):
     dm = ConnectionDataManager(Refusing(), translate=lambda exc: StorageConflict(str(exc)))
     with pytest.raises(StorageConflict, match="locked"), transaction.manager:
         transaction.get().join(dm)
+
+
+def test_storage_hooks_are_the_marked_hookspecs():
+    from pyramid_sumatra.storage import hookspecs
+    from pyramid_sumatra.storage.hookspecs import STORAGE_HOOKS
+
+    assert "sumatra_put_record" in STORAGE_HOOKS and "sumatra_list_users" in STORAGE_HOOKS
+    assert "sumatra_authenticate" not in STORAGE_HOOKS  # firstresult, but the app answers it
+    assert "sumatra_record_saved" not in STORAGE_HOOKS
+    assert all(getattr(hookspecs, name).pyramid_sumatra_spec["firstresult"]
+               for name in STORAGE_HOOKS)
+
+
+def test_the_hooks_called_check_names_what_was_never_called():
+    from pyramid_sumatra.storage.hookspecs import STORAGE_HOOKS
+    from pyramid_sumatra.storage.testing import uncalled_hooks
+
+    all_but_two = set(STORAGE_HOOKS) - {"sumatra_list_users", "sumatra_check_storage"}
+    assert uncalled_hooks({"good": set(STORAGE_HOOKS), "bad": all_but_two}) == {
+        "bad": ["sumatra_check_storage", "sumatra_list_users"]}  # in hookspec order

@@ -19,6 +19,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..comparison import compare
+from ..documents import served_document
 from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import tag_list
@@ -203,7 +204,7 @@ def record_page(context, request: Request):
     require_project(context.project)
     if context.stored is None:
         raise json_error(HTTPNotFound, "not found", "no such record")
-    doc = context.stored.document
+    doc = served_document(context.stored)
     try:
         tags = tag_list(doc.get("tags"))
     except ValueError:
