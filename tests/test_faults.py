@@ -309,7 +309,7 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
                 assert res.status == 507, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
                 assert "space" in res.json()["detail"].lower()
-            assert get_record(server.url, "Disk", "before-0").json() == kept[0]  # reads go on
+            assert get_record(server.url, "Disk", "before-0").json() == served(kept[0], "Disk")
             assert get_record(server.url, "Disk", "full-0").status == 404
             assert_no_debris(store)
             # Nearly full: free a page at a time. A PUT is refused whole, or stored and
@@ -339,7 +339,7 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
                 assert res.status == 503, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
                 assert res.seconds < 10
-                assert get_record(server.url, "Disk", "before-1").json() == kept[1]
+                assert get_record(server.url, "Disk", "before-1").json() == served(kept[1], "Disk")
             finally:
                 remount(mnt, "rw")
             assert put_record(server.url, "Disk", record_doc("after-read-only")).status == 201
@@ -371,7 +371,7 @@ def test_sqlite_full_disk(tmp_path: Path):
             for res in refused:
                 assert res.status == 507, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
-            assert get_record(server.url, "Disk", "before").json() == kept  # reads go on
+            assert get_record(server.url, "Disk", "before").json() == served(kept, "Disk")
             filler.unlink()
             assert put_record(server.url, "Disk", record_doc("after")).status == 201
             assert sorted(project_labels(server.url, "Disk")) == ["after", "before"]
