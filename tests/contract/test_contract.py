@@ -1,6 +1,19 @@
 """The contract suite shipped in pyramid_sumatra.storage.testing, collected here so that it
 runs on every backend of tests/conftest.py (``--backends`` narrows them)."""
 
+import pytest
+
 from pyramid_sumatra.storage.testing import suite_namespace
 
 globals().update(suite_namespace())
+
+
+# The suite's backend is tests/conftest.py's parametrised one.
+@pytest.fixture
+def sumatra_backend_name(backend_name: str) -> str:
+    return backend_name
+
+
+@pytest.fixture
+def sumatra_settings(app_settings: dict) -> dict:
+    return app_settings
