@@ -18,8 +18,6 @@ from .files import dumps_readable
 
 RECORD_FORMAT = "sumatra-filesystem-record/1"
 INDEX_FORMAT = "sumatra-filesystem-index/1"
-INDEX_FIELDS = ("timestamp", "tags", "user", "main_file", "version", "executable", "reason",
-                "outcome", "duration", "revision")
 
 
 class CorruptFile(ValueError):

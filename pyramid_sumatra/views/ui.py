@@ -14,7 +14,14 @@ from pyramid.view import view_config
 from ..limits import check_record, record_limits
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..projects import create_project
-from ..records import InvalidRecord, build_stored_record, edit_annotations, name_problem, tag_list
+from ..records import (
+    ANNOTATION_FIELDS,
+    InvalidRecord,
+    build_stored_record,
+    edit_annotations,
+    name_problem,
+    tag_list,
+)
 from ..resources import Permissions, Project, Record, Root
 from ..storage.types import ANONYMOUS, StoredRecord
 from .permissions import apply_grant, apply_revoke
@@ -81,7 +88,7 @@ def edit_record_form(context: Record, request: Request):
         flash(request, "Someone changed this record since you opened it; your edit was not "
               "saved. Here is the current version.", "error")
         return _back(request, context)
-    changes = {k: request.POST[k] for k in ("reason", "outcome", "tags") if k in request.POST}
+    changes = {k: request.POST[k] for k in ANNOTATION_FIELDS if k in request.POST}
     try:
         changed = save_annotations(request, stored, changes)
     except InvalidRecord as exc:
