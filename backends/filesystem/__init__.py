@@ -226,7 +226,8 @@ class FilesystemBackend:
         st = dm.stage(record.project_id)
         if create and record.label not in st.records:
             st.creates.add(record.label)
-        st.records[record.label] = dataclasses.replace(record, tags=list(record.tags))
+        st.records[record.label] = dataclasses.replace(record,
+                                                       tags=list(dict.fromkeys(record.tags)))
         st.touched = utcnow()
         return True
 

@@ -169,7 +169,7 @@ class SqlAlchemyBackend(RecordQueries):
         if record.tags:
             db.execute(_INSERT_TAGS, [
                 {"record_id": record_id, "tag": tag, "project_id": record.project_id}
-                for tag in record.tags])
+                for tag in dict.fromkeys(record.tags)])  # each tag once
         db.execute(touch, {"b_project": record.project_id, "b_now": utcnow()})
         return True
 

@@ -51,6 +51,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # SQLite's own lower() folds A-Z only: the text filter ignores case of any letter,
+        # as on PostgreSQL and in the kit's in-memory query engine.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     # SQLite admits one writer at a time. Writers queue on a lock instead of in SQLite's
     # busy handler, which sleeps in growing steps (up to 100 ms) and leaves the database
@@ -78,6 +81,10 @@ def _configure_sqlite(engine: Engine) -> None:
         if getattr(held, "lock", False):
             held.lock = False
             writer.release()
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 class _WriterLock:

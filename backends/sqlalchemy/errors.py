@@ -21,11 +21,19 @@ def is_unique_violation(exc: IntegrityError) -> bool:
     return "UNIQUE constraint failed" in str(exc.orig)  # sqlite3
 
 
+def is_foreign_key_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
+    if sqlstate is not None:
+        return sqlstate == "23503"
+    return "FOREIGN KEY constraint failed" in str(exc.orig)  # sqlite3
+
+
 def storage_error(exc: DBAPIError) -> StorageError | None:
     """The interface's exception for a driver error (retry, 503, 507); None: a bug (500)."""
     if isinstance(exc, IntegrityError):
-        # Only a duplicate key is a concurrent writer; NOT NULL or a foreign key is a bug.
-        if is_unique_violation(exc):
+        # A duplicate key is a concurrent writer, a missing project a concurrent delete
+        # (the hookspec: a write into a missing project conflicts); NOT NULL is a bug.
+        if is_unique_violation(exc) or is_foreign_key_violation(exc):
             return StorageConflict(str(exc.orig))
         return None
     if isinstance(exc, OperationalError):

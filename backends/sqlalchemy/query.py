@@ -36,8 +36,11 @@ class RecordQueries:
         if tagged:
             conditions.append(tag_filter)
         if query.text:
-            pattern = f"%{query.text.lower()}%"
-            conditions.append(or_(*(func.lower(records.c[c]).like(pattern)
+            # A plain substring: LIKE's wildcards in the text are escaped.
+            text = query.text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_")
+            pattern = f"%{text}%"
+            conditions.append(or_(*(func.lower(records.c[c]).like(pattern, escape="\\")
                                     for c in ("label", "reason", "outcome"))))
         for name in ("user", "main_file"):
             if getattr(query, name):
@@ -50,6 +53,8 @@ class RecordQueries:
         if query.limit is not None or query.cursor:
             total = self.db.execute(select(func.count()).select_from(records).where(
                 *conditions)).scalar_one()
+        if query.limit == 0:  # a count: no records, no cursor
+            return RecordPage(records=[], total=total)
         if query.cursor:
             value, label = decode_cursor(query.cursor)
             if descending:

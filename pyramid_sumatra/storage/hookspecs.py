@@ -1,14 +1,27 @@
 """The storage backend interface of Sumatra Server, as pluggy hookspecs.
 
 Exactly one *backend* plugin implements the storage hooks (every hook below
-marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
-of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
-a callable ``create_backend(settings: dict) -> object`` returning the plugin
-object whose methods carry ``@hookimpl``.
+marked ``@storage_hookspec``, listed in ``STORAGE_HOOKS``); it is chosen with
+``sumatra.backend = NAME``, the name of an entry point in the group
+``pyramid_sumatra.backends``. The entry point is a callable
+``create_backend(settings: dict) -> object`` returning the plugin object whose
+methods carry ``@hookimpl``.
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
 manager) so that nothing it writes persists unless that transaction commits.
+A data manager (``transaction.get().join(dm)``, once per transaction) implements
+``abort`` (the transaction ended before committing: drop what was staged),
+``tpc_begin`` and ``commit`` (make nothing durable yet), ``tpc_vote`` (check
+for conflicts and prepare; raise ``StorageConflict`` here, never later),
+``tpc_finish`` (make it durable; must not fail), ``tpc_abort`` and ``sortKey``.
+A store without two-phase commit (a DB-API connection) commits in ``tpc_vote``
+and sorts last (a ``sortKey`` starting with ``~``), as zope.sqlalchemy does and
+:class:`pyramid_sumatra.storage.datamanager.ConnectionDataManager` does for any
+DB-API connection. On SQLite, a transaction that reads and then writes must take
+the write lock when it begins (``BEGIN IMMEDIATE`` when
+:data:`pyramid_sumatra.intent.write_intent` is true, i.e. not a GET): upgrading
+a read lock later deadlocks two such writers until ``busy_timeout``.
 Hooks raise :class:`~pyramid_sumatra.storage.types.StorageConflict` when a concurrent
 writer won a race (the request is retried) and
 :class:`~pyramid_sumatra.storage.types.StorageUnavailable` when storage cannot be
@@ -82,7 +95,10 @@ def sumatra_check_storage(repair: bool) -> dict[str, Any]:
 
 @storage_hookspec
 def sumatra_get_record(project_id: str, label: str) -> StoredRecord | None:
-    """Return the record ``label`` of ``project_id`` with its body, or None if absent."""
+    """Return the record ``label`` of ``project_id`` with its body, or None if absent.
+
+    Its ``tags`` are sorted, each once (as every hook returning records does).
+    """
 
 
 @storage_hookspec
@@ -94,6 +110,12 @@ def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     ``StorageConflict`` instead of overwriting it. When ``create`` is False the
     record exists and is replaced. Also moves the project's ``last_updated`` to
     now. Return True.
+
+    Tags are stored once each (``["b", "a", "b"]`` reads back as ``["a", "b"]``);
+    ``body`` and ``revision`` are kept exactly as given. The project must exist
+    (the app creates it first): writing into a missing one raises
+    ``StorageConflict`` (a concurrent delete; the request is retried) and stores
+    nothing.
     """
 
 
@@ -112,6 +134,15 @@ def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     passing it back as ``query.cursor`` returns the next page, stable under
     concurrent inserts. ``total`` counts every match, ignoring limit and cursor.
     An unknown ``order`` field raises ValueError.
+
+    ``text`` is a plain substring (``%`` and ``_`` are no wildcards) of the label,
+    reason or outcome, ignoring case (of any letter, not only A-Z). ``limit=0``
+    is a count: no records, ``next_cursor`` None, ``total`` set (the app itself
+    pages with 1 to 1000). ``since`` and ``until`` are compared as text with the
+    ``YYYY-MM-DD HH:MM:SS`` timestamps, both inclusive: a date-only ``since``
+    starts at that day, a date-only ``until`` excludes that day (the app sends
+    ``YYYY-MM-DD 23:59:59``). :func:`pyramid_sumatra.storage.query.select_entries`
+    does all this for rows held in memory.
     """
 
 
@@ -169,7 +200,10 @@ def sumatra_get_grants(project_id: str) -> dict[str, str]:
 
 @storage_hookspec
 def sumatra_set_grant(project_id: str, principal: str, role: str) -> bool:
-    """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True."""
+    """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True.
+
+    Granting on a missing project raises ``StorageConflict`` and stores nothing.
+    """
 
 
 @storage_hookspec
@@ -187,7 +221,11 @@ def sumatra_get_user(username: str) -> UserInfo | None:
 
 @storage_hookspec
 def sumatra_put_user(user: UserInfo) -> bool:
-    """Create or replace the user. Return True if it was created."""
+    """Create or replace the user. Return True if it was created.
+
+    A new user's ``created`` is ``user.created``, or now if that is empty; replacing
+    a user keeps the stored ``created`` (only the hash and ``is_admin`` change).
+    """
 
 
 @storage_hookspec

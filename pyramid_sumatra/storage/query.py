@@ -63,6 +63,9 @@ def select_entries(entries: dict[str, dict], query: RecordQuery,
     field = query.order.lstrip("-")
     if field not in SORTABLE:
         raise ValueError(f"cannot order by {field!r}; one of {', '.join(SORTABLE)}")
+    if query.limit == 0:  # a count: no entries, no cursor
+        match = _matches(query)
+        return [], None, sum(map(match, entries.items())) if _filters(query) else len(entries)
     if by_time is not None and field == "timestamp" and not _filters(query):
         return _select_by_time(entries, by_time(), query, descending)
     value = _sort_value(field)

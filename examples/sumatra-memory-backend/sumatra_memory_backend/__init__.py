@@ -165,6 +165,8 @@ class MemoryBackend:
     @hookimpl
     def sumatra_put_record(self, record: StoredRecord, create: bool) -> bool:
         data = self._data(write=True)
+        if record.project_id not in data.projects:
+            raise StorageConflict(f"no project {record.project_id!r}")
         records = data.records.setdefault(record.project_id, {})
         existed = record.label in records
         if create and existed:
@@ -254,7 +256,10 @@ class MemoryBackend:
 
     @hookimpl
     def sumatra_set_grant(self, project_id: str, principal: str, role: str) -> bool:
-        self._data(write=True).grants.setdefault(project_id, {})[principal] = role
+        data = self._data(write=True)
+        if project_id not in data.projects:
+            raise StorageConflict(f"no project {project_id!r}")
+        data.grants.setdefault(project_id, {})[principal] = role
         return True
 
     @hookimpl

@@ -233,3 +233,55 @@ def test_nul_characters_never_reach_storage(doc, field):
                                    "reason": "\\u0000"})
     assert json.loads(ok.body)["reason"] == "\\u0000"
 
+
+
+def test_tags_are_stored_once_and_read_sorted(store, project):
+    rec = record(project, "r1")
+    rec.tags = ["b", "a", "b"]  # the app never sends duplicates; a backend copes anyway
+    put(store, rec)
+    with transaction.manager:
+        assert store.get_record(project, "r1").tags == ["a", "b"], \
+            "sumatra_get_record must return the tags once each, sorted"
+        page = store.query_records(project, RecordQuery(tags=["b"]))
+        assert labels(page) == ["r1"] and page.total == 1
+        assert page.records[0].tags == ["a", "b"], "sumatra_query_records: tags once, sorted"
+
+
+def test_a_record_for_a_missing_project_conflicts_and_stores_nothing(store):
+    with pytest.raises(StorageConflict), transaction.manager:
+        store.put_record(record("Missing", "r1"), create=True)
+    with transaction.manager:
+        assert store.get_record("Missing", "r1") is None
+        assert store.get_project("Missing") is None
+
+
+class _FailingVote:
+    """Another resource of the transaction whose vote fails, before the backend votes."""
+
+    def __init__(self):
+        self.transaction_manager = transaction.manager
+
+    def sortKey(self) -> str:
+        return "!"  # sorts first: backends must not have made anything durable yet
+
+    def tpc_vote(self, txn):
+        raise StorageConflict("another resource lost a race")
+
+    def abort(self, txn): pass
+    def tpc_begin(self, txn): pass
+    def commit(self, txn): pass
+    def tpc_finish(self, txn): pass
+    def tpc_abort(self, txn): pass
+
+
+def test_nothing_is_durable_before_the_vote(store, project):
+    """Joined as the hookspecs say: nothing persists in tpc_begin or commit."""
+    put(store, record(project, "kept"))
+    with pytest.raises(StorageConflict), transaction.manager:
+        store.put_record(record(project, "new"), create=True)
+        store.delete_record(project, "kept")
+        transaction.get().join(_FailingVote())
+    with transaction.manager:
+        assert store.get_record(project, "new") is None
+        assert store.get_record(project, "kept") is not None
+        assert store.get_project(project).record_count == 1
