@@ -130,7 +130,7 @@ class Load:
             self.reads += 1
         res = get_record(url, PROJECT, label, timeout=30)
         self.note(f"GET {label}", res)
-        if res.status != 200 or res.json() != doc:
+        if res.status != 200 or res.json() != served(doc, PROJECT):
             self.problems.append(f"GET {label} after its PUT was acknowledged: {res.status}")
 
 
@@ -185,7 +185,7 @@ def test_two_processes_on_one_store(backend: str, tmp_path: Path):
             stored = get_record(servers[0].url, PROJECT, label).json()
             # The last update wins: one of the outcomes sent for that label.
             assert stored["outcome"] in load.shared_sent[label]
-            assert stored == shared_doc(label, stored["outcome"])
+            assert stored == served(shared_doc(label, stored["outcome"]), PROJECT)
 
         expected = set(load.acked) | set(load.shared_acked)
         for server in servers:
