@@ -26,7 +26,7 @@ import waitress.server
 import pyramid_sumatra
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import ANONYMOUS, ProjectInfo
+from pyramid_sumatra.storage.types import ANONYMOUS, ProjectInfo
 
 PROJECT = "PlotBench"
 

@@ -12,9 +12,9 @@ from pyramid.session import SignedCookieSessionFactory
 from pyramid.settings import asbool
 
 from .limits import limit_body
-from .plugins import create_plugin_manager
 from .security import SecurityPolicy
 from .storage import Storage
+from .storage.plugins import create_plugin_manager
 
 log = logging.getLogger(__name__)
 

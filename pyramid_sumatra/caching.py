@@ -14,7 +14,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from .resources import Project
-from .types import ANONYMOUS
+from .storage.types import ANONYMOUS
 
 SESSION_COOKIE = "sumatra_session"
 

@@ -21,11 +21,11 @@ from pyramid.paster import get_appsettings, setup_logging
 from . import build_storage, resolve_settings, transfer
 from .demo import load_demo
 from .permissions import DEFAULT_ROLE
-from .plugins import PluginError
 from .services import grants, tokens, users
 from .services.errors import Conflict, InvalidInput, ServiceError
 from .storage import Storage
-from .types import ROLES, StorageError
+from .storage.plugins import PluginError
+from .storage.types import ROLES, StorageError
 
 
 class CommandError(Exception):

@@ -11,17 +11,42 @@ import orjson
 from pyramid.request import Request
 
 from .negotiation import Representation
-from .records import revision_of, to_v3
+from .records import revision_of, serialise, to_v3
 from .resources import Project
-from .types import ANONYMOUS, ProjectInfo, StoredRecord
+from .storage.types import ANONYMOUS, ProjectInfo, StoredRecord
+
+
+def served_document(stored: StoredRecord) -> dict:
+    """The record as served: the stored document, carrying the ``project_id`` it is in.
+
+    The original server always sent ``project_id``; the 0.8.1 client never puts it in a
+    PUT, so stored bodies often lack it. It is added here, on the way out: the stored
+    body, its revision and ETag stay as they were.
+    """
+    doc = stored.document
+    if "project_id" not in doc:
+        return {"project_id": stored.project_id, **doc}
+    if doc["project_id"] is None:
+        doc["project_id"] = stored.project_id
+    return doc
 
 
 def record_text(stored: StoredRecord, rep: Representation) -> str:
-    """The record body in a representation; v4 and plain JSON are the stored text itself."""
+    """The record body in a representation: v4 and plain JSON are the stored text itself,
+    with ``project_id`` spliced in front when the document lacks it (see served_document)."""
     if rep.is_v3:
-        return json.dumps(to_v3(stored.document), ensure_ascii=False)
-    assert stored.body is not None
-    return stored.body
+        return json.dumps(to_v3(served_document(stored)), ensure_ascii=False)
+    body = stored.body
+    assert body is not None
+    if '"project_id"' not in body:  # no such key anywhere: no need to parse 100 KB
+        rest = body.lstrip()[1:]
+        separator = "" if rest.lstrip().startswith("}") else ","
+        return f'{{"project_id":{json.dumps(stored.project_id, ensure_ascii=False)}' \
+               f"{separator}{rest}"
+    doc = stored.document
+    if doc.get("project_id") is not None:
+        return body
+    return serialise(served_document(stored))
 
 
 def project_url(request: Request, project_id: str) -> str:

@@ -12,7 +12,7 @@ import pluggy
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .hookspecs import hookimpl
+from .storage.hookspecs import hookimpl
 
 _hasher = PasswordHasher()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .parameters import parse_parameters
 from .records import is_date, whole_number
-from .types import SORTABLE, RecordQuery, StoredRecord
+from .storage.types import SORTABLE, RecordQuery, StoredRecord
 
 #: Most records one request returns; beyond it the answer has a ``next`` cursor link.
 MAX_RECORDS = 10_000

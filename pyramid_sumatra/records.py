@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .services.errors import InvalidInput
-from .types import StoredRecord
+from .storage.types import StoredRecord
 
 #: Names that are routes inside a project, never record labels.
 RESERVED_LABELS = frozenset({"permissions", "tag", "tagged", "last"})

@@ -13,7 +13,7 @@ from pyramid.request import Request
 from .permissions import CREATE, EDIT, MANAGE, ROLE_PERMISSIONS, SERVER_ADMIN, VIEW, user_principal
 from .records import name_problem
 from .storage import Storage
-from .types import ANONYMOUS, ProjectInfo, StoredRecord
+from .storage.types import ANONYMOUS, ProjectInfo, StoredRecord
 
 
 class Resource:

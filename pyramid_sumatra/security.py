@@ -17,7 +17,7 @@ from .permissions import SERVER_ADMIN, user_principal
 from .resources import Project
 from .services import tokens
 from .sessions import SESSION_STAMP_KEY, end_sessions, stamp
-from .types import TokenInfo
+from .storage.types import TokenInfo
 
 REALM = "Sumatra Server API"
 CHALLENGE = f'Basic realm="{REALM}"'

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 
 from .storage import Storage
-from .types import UserInfo
+from .storage.types import UserInfo
 
 SESSION_STAMP_KEY = "sumatra.stamp"
 

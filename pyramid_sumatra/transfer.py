@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .records import build_stored_record, utcnow
 from .storage import Storage
-from .types import ProjectInfo, RecordQuery, StoredRecord, TokenInfo, UserInfo
+from .storage.types import ProjectInfo, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
 FORMAT = "sumatra-server-dump"
 FORMAT_VERSION = 1

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import basic, load_example
+from conftest import basic, load_example, served
 from sumatra.recordstore import serialization
 
 ACCEPT_JSON = "application/json"
@@ -72,6 +72,11 @@ def example_record(label: str, **kw):
 def encoded(record) -> dict:
     """The document the 0.8.1 client sends for ``record``."""
     return json.loads(serialization.encode_record(record))
+
+
+def served_record(record, project: str) -> dict:
+    """What the server sends back for the client's ``record`` (it has no ``project_id``)."""
+    return served(encoded(record), project)
 
 
 # -- the smt command line in a git working copy ----------------------------------------

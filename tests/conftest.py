@@ -30,7 +30,11 @@ import pyramid_sumatra
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.demo import load_demo
 
-DATA = Path(__file__).parent / "data"
+# The shipped contract suite's options and fixtures (store, project); tests/contract runs
+# it. Not imported here: pytest rewrites its assertions only if it imports it first.
+pytest_plugins = ["pyramid_sumatra.storage.testing"]
+#: Record documents as Sumatra 0.3 to 0.7 sent them (they travel with the suite).
+DATA = Path(pyramid_sumatra.__file__).parent / "storage" / "testing" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("SUMATRA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -137,32 +141,17 @@ BACKEND_MARKS = {"postgresql": pytest.mark.postgres}
 def pytest_addoption(parser):
     parser.addoption("--backends", default="",
                      help="comma-separated backend names to run backend-parametrised tests on")
-    parser.addoption("--backend-entry-point", default="", metavar="NAME",
-                     help="run backend-parametrised tests (e.g. tests/contract) against the "
-                          "installed plugin NAME of group pyramid_sumatra.backends")
-    parser.addoption("--backend-setting", action="append", default=[], metavar="KEY=VALUE",
-                     help="a setting for --backend-entry-point (repeatable); '{tmp_path}' in "
-                          "VALUE becomes the test's temporary directory")
-
-
-def _entry_point_backend(config) -> Callable[[Path], tuple[dict, Callable[[], None]]]:
-    name = config.getoption("--backend-entry-point")
-    pairs = [s.partition("=") for s in config.getoption("--backend-setting")]
-    bad = [key for key, sep, _ in pairs if not sep]
-    if bad:
-        raise pytest.UsageError(f"--backend-setting needs KEY=VALUE, got {bad}")
-
-    def make(tmp_path: Path) -> tuple[dict, Callable[[], None]]:
-        settings = {key: value.replace("{tmp_path}", str(tmp_path)) for key, _, value in pairs}
-        return {**settings, "sumatra.backend": name}, lambda: None
-
-    return make
 
 
 def pytest_configure(config):
-    name = config.getoption("--backend-entry-point")
+    # --sumatra-backend=NAME (the contract suite's option) runs backend-parametrised
+    # tests against that installed plugin instead.
+    from pyramid_sumatra.storage.testing import backend_settings
+
+    name = config.getoption("--sumatra-backend")
     if name:
-        BACKENDS[f"entry-point:{name}"] = _entry_point_backend(config)
+        BACKENDS[f"entry-point:{name}"] = lambda tmp_path: (
+            backend_settings(config, tmp_path), lambda: None)
 
 
 def pytest_sessionfinish(session):
@@ -170,8 +159,8 @@ def pytest_sessionfinish(session):
 
 
 def selected_backends(config) -> list[str]:
-    if config.getoption("--backend-entry-point"):
-        return [f"entry-point:{config.getoption('--backend-entry-point')}"]
+    if config.getoption("--sumatra-backend"):
+        return [f"entry-point:{config.getoption('--sumatra-backend')}"]
     wanted = [b for b in config.getoption("--backends").split(",") if b]
     unknown = [b for b in wanted if b not in BACKENDS]
     if unknown:
@@ -207,32 +196,6 @@ def storage(app_settings: dict):
     store.dispose()
 
 
-#: Hooks the contract suite called in this session, per backend (tests/contract).
-CALLED_HOOKS: dict[str, set[str]] = {}
-
-
-@pytest.fixture
-def store(storage, backend_name: str):
-    """The storage facade for tests/contract, noting every hook it calls in CALLED_HOOKS."""
-    called = CALLED_HOOKS.setdefault(backend_name, set())
-    undo = storage.pm.add_hookcall_monitoring(
-        lambda hook_name, impls, kwargs: called.add(hook_name), lambda *args: None)
-    called.add("sumatra_initialize_storage")  # the storage fixture called it already
-    yield storage
-    storage.dispose()  # monitored; the storage fixture's second dispose is harmless
-    undo()
-
-
-@pytest.fixture
-def project(store) -> str:
-    """A committed, empty project ``P`` (tests/contract)."""
-    from pyramid_sumatra.types import ProjectInfo
-
-    with transaction.manager:
-        store.put_project(ProjectInfo(id="P", name="Project P", description="for tests"))
-    return "P"
-
-
 #: Cheap argon2id parameters for the demo user (verification follows the stored hash's
 #: parameters): the default cost is slow by design, and paying it twice per test (hash,
 #: then the first Basic check) was most of a live-server test's time.
@@ -266,6 +229,11 @@ def basic(username: str = "testuser", password: str = "abc123") -> dict[str, str
 
 V4 = "application/vnd.sumatra.{}-v4+json"
 CLIENT_ACCEPT = "application/vnd.sumatra.{kind}-v4+json, application/json"
+
+
+def served(doc: dict, project_id: str) -> dict:
+    """A record document as the server sends it back: with the project it is in."""
+    return {**doc, "project_id": doc.get("project_id") or project_id}
 
 
 def load_example(name: str) -> dict:

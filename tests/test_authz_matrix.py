@@ -19,7 +19,7 @@ from conftest import basic
 import pyramid_sumatra
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.services.projects import create_project
-from pyramid_sumatra.types import ANONYMOUS, RecordQuery, UserInfo
+from pyramid_sumatra.storage.types import ANONYMOUS, RecordQuery, UserInfo
 
 #: Columns: who calls. "wrongpw" is the writer with a wrong password.
 CALLERS = ("anonymous", "stranger", "reader", "writer", "padmin", "root", "wrongpw")

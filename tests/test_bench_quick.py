@@ -72,7 +72,7 @@ def test_labels_only_listing_matches_the_full_query(storage):
     import transaction
 
     from pyramid_sumatra.records import build_stored_record
-    from pyramid_sumatra.types import ProjectInfo, RecordQuery
+    from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery
 
     with transaction.manager:
         storage.put_project(ProjectInfo(id="p"))

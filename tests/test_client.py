@@ -17,6 +17,7 @@ from clienthelp import (
     encoded,
     example_record,
     record_labels,
+    served_record,
     server_json,
     server_status,
 )
@@ -27,7 +28,7 @@ from sumatra.recordstore.http_store import HttpRecordStore
 from sumatra.recordstore.shelve_store import ShelveRecordStore
 
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_save_stores_the_document_the_client_sent(client, live_server):
 
     assert server_json(live_server.url, f"{name}/")["access"] == ["testuser"]
     stored = server_json(live_server.url, f"{name}/20240131-100000/")
-    assert stored == encoded(record)
+    assert stored == served_record(record, name)
     assert client.get(name, "20240131-100000") == record  # sumatra's own record comparison
 
 
@@ -78,7 +79,7 @@ def test_old_format_records_round_trip_through_the_client(client, live_server, p
     for version in ("0.3", "0.4", "0.5", "0.6", "0.7"):
         record = example_record(f"old-{version}", version=version)
         client.save(proj, record)
-        assert server_json(live_server.url, f"{proj}/old-{version}/") == encoded(record)
+        assert server_json(live_server.url, f"{proj}/old-{version}/") == served_record(record, proj)
         # (sumatra's own Record comparison needs metadata that pre-0.4 records lack)
         assert encoded(client.get(proj, f"old-{version}")) == encoded(record)
     with pytest.raises(KeyError):
@@ -103,7 +104,7 @@ def test_second_save_keeps_run_results(client, live_server, proj):
     client.save(proj, record)
 
     stored = server_json(live_server.url, f"{proj}/run-1/")
-    assert stored == encoded(record)
+    assert stored == served_record(record, proj)
     assert stored["duration"] == 12.5
     assert stored["stdout_stderr"] == "hello from the run\n"
     assert stored["output_data"] == [{"path": "out/result.dat", "digest": "0123abcd",
@@ -311,10 +312,10 @@ def test_sync_both_ways_with_a_shelve_store(client, live_server, proj, workdir):
     assert record_labels(live_server.url, proj) == everything
     assert local.labels(proj) == everything
     for label in ("local-1", "local-2"):
-        assert server_json(live_server.url, f"{proj}/{label}/") == encoded(
-            local.get(proj, label))
+        assert server_json(live_server.url, f"{proj}/{label}/") == served_record(
+            local.get(proj, label), proj)
     assert local.get(proj, "remote-1") == client.get(proj, "remote-1")
-    assert server_json(live_server.url, f"{proj}/conflict/") == encoded(conflict_remote)
+    assert server_json(live_server.url, f"{proj}/conflict/") == served_record(conflict_remote, proj)
     assert local.get(proj, "conflict").main_file == "another.py"
 
     # The other direction, after new records on each side.
@@ -343,7 +344,8 @@ def test_import_of_exported_records(client, live_server, three):
     assert record_labels(live_server.url, target) == ["c", "b", "a"]
     for label in "abc":
         original = server_json(live_server.url, f"{three}/{label}/")
-        assert server_json(live_server.url, f"{target}/{label}/") == original
+        assert server_json(live_server.url, f"{target}/{label}/") == {
+            **original, "project_id": target}
 
 
 # -- edge cases a real client meets ---------------------------------------------------
@@ -355,7 +357,7 @@ def test_unicode_text_and_tags(client, live_server, proj):
     record.stdout_stderr = "naïve output\n" * 1000
     client.save(proj, record)
     stored = server_json(live_server.url, f"{proj}/unicode-1/")
-    assert stored == encoded(record)
+    assert stored == served_record(record, proj)
     assert client.get(proj, "unicode-1") == record
     assert client.labels(proj, tags="café") == ["unicode-1"]  # httplib2 %-encodes the IRI
     assert client.delete_by_tag(proj, "café") == 1

@@ -8,7 +8,7 @@ from conftest import basic
 from test_ui_pages import app_settings, put_record, record_doc  # noqa: F401
 
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 HTML = {"Accept": "text/html"}
 BOTH = "records=TestProject/haggling,TestProject2/20141013-172504"

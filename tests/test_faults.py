@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, POSTGRES, unavailable
+from conftest import BACKENDS, POSTGRES, served, unavailable
 from procs import (
     PROJECT_ACCEPT,
     ServerProcess,
@@ -309,7 +309,7 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
                 assert res.status == 507, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
                 assert "space" in res.json()["detail"].lower()
-            assert get_record(server.url, "Disk", "before-0").json() == kept[0]  # reads go on
+            assert get_record(server.url, "Disk", "before-0").json() == served(kept[0], "Disk")
             assert get_record(server.url, "Disk", "full-0").status == 404
             assert_no_debris(store)
             # Nearly full: free a page at a time. A PUT is refused whole, or stored and
@@ -324,7 +324,8 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
                 if res.status == 507:
                     assert got.status == 404
                     continue
-                assert got.status == 200 and got.json() == doc, "acknowledged, not readable"
+                assert got.status == 200 and got.json() == served(doc, "Disk"), \
+                    "acknowledged, not readable"
                 break
             else:
                 raise AssertionError("40 free pages never sufficed for one record")
@@ -338,7 +339,7 @@ def test_filesystem_full_then_read_only_disk(tmp_path: Path):
                 assert res.status == 503, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
                 assert res.seconds < 10
-                assert get_record(server.url, "Disk", "before-1").json() == kept[1]
+                assert get_record(server.url, "Disk", "before-1").json() == served(kept[1], "Disk")
             finally:
                 remount(mnt, "rw")
             assert put_record(server.url, "Disk", record_doc("after-read-only")).status == 201
@@ -370,7 +371,7 @@ def test_sqlite_full_disk(tmp_path: Path):
             for res in refused:
                 assert res.status == 507, (res.status, res.body[:300])
                 assert check_5xx(res) is None, check_5xx(res)
-            assert get_record(server.url, "Disk", "before").json() == kept  # reads go on
+            assert get_record(server.url, "Disk", "before").json() == served(kept, "Disk")
             filler.unlink()
             assert put_record(server.url, "Disk", record_doc("after")).status == 201
             assert sorted(project_labels(server.url, "Disk")) == ["after", "before"]
@@ -436,7 +437,7 @@ def test_connection_lost_at_commit_is_503_not_500():
 
 
 def test_conflict_left_after_the_retries_is_503_busy(testapp, wsgi_app, monkeypatch, caplog):
-    from pyramid_sumatra.types import StorageConflict
+    from pyramid_sumatra.storage.types import StorageConflict
 
     storage = wsgi_app.registry["sumatra.storage"]
     calls = []

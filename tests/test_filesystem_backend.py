@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import transaction
 
-from backends.filesystem import journal
-from backends.filesystem.paths import Layout, UnsafeName
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.cli import main as cli
-from pyramid_sumatra.plugins import PluginError
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.storage import Storage
-from pyramid_sumatra.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
+from pyramid_sumatra.storage.plugins import PluginError
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
+from pyramid_sumatra_backends.filesystem import journal
+from pyramid_sumatra_backends.filesystem.paths import Layout, UnsafeName
 
 
 def open_store(root: Path) -> Storage:
@@ -189,8 +189,8 @@ def test_labels_only_pages_give_labels_in_order(fs):
 def test_presorted_pages_equal_sorted_pages(order, limit):
     import random
 
-    from backends.filesystem.disk import IndexState
-    from backends.filesystem.query import select
+    from pyramid_sumatra.storage.query import select_entries
+    from pyramid_sumatra_backends.filesystem.disk import IndexState
 
     rng = random.Random(limit)
     state = IndexState({f"r{i:02d}": {"timestamp": f"2024-01-0{rng.randint(1, 3)} 10:00:00"}
@@ -204,8 +204,8 @@ def test_presorted_pages_equal_sorted_pages(order, limit):
         cursor = None
         while True:
             query = RecordQuery(order=order, limit=limit, cursor=cursor)
-            page, cursor, total = select(state.entries, query,
-                                         (lambda: state.by_time) if presorted else None)
+            page, cursor, total = select_entries(state.entries, query,
+                                                 (lambda: state.by_time) if presorted else None)
             pages[presorted].append(([label for label, _ in page], total))
             if cursor is None:
                 break
@@ -384,7 +384,7 @@ def test_a_committed_journal_left_by_a_dead_process_is_applied_on_start(fs, root
 
 
 def _die_half_way_through_a_commit(root: str) -> None:
-    from backends.filesystem import files
+    from pyramid_sumatra_backends.filesystem import files
 
     store = open_store(Path(root))
     real_write, writes = files.atomic_write, []
@@ -511,7 +511,7 @@ def test_sqlalchemy_check_repairs_counts_and_orphans(tmp_path):
 def test_index_lines_are_taken_from_the_file_as_written():
     """An index re-read after another process wrote it keeps its lines as text: the
     next commit writes them back unchanged instead of serialising every entry again."""
-    from backends.filesystem import codec
+    from pyramid_sumatra_backends.filesystem import codec
 
     entry = {"timestamp": "2024-01-01 00:00:00", "tags": ["a"], "user": "u", "main_file": "m",
              "version": "v", "executable": "Python", "reason": "r, with\nnewline",
@@ -530,8 +530,8 @@ def test_index_lines_are_taken_from_the_file_as_written():
 
 
 def test_an_index_read_from_disk_takes_its_lines_from_the_file_only_while_it_is_unchanged(tmp_path):
-    from backends.filesystem import codec
-    from backends.filesystem.disk import IndexState
+    from pyramid_sumatra_backends.filesystem import codec
+    from pyramid_sumatra_backends.filesystem.disk import IndexState
 
     entry = {"timestamp": "2024-01-01 00:00:00", "tags": [], "user": "u", "main_file": "m",
              "version": "v", "executable": "Python", "reason": "", "outcome": "",

@@ -7,9 +7,9 @@ import json
 import pytest
 import transaction
 
-from backends.filesystem import tokens as token_file
 from pyramid_sumatra import build_storage, resolve_settings
-from pyramid_sumatra.types import StorageConflict, TokenInfo, UserInfo
+from pyramid_sumatra.storage.types import StorageConflict, TokenInfo, UserInfo
+from pyramid_sumatra_backends.filesystem import tokens as token_file
 
 
 def token(tid: str = "a1b2c3d4e5f6", name: str = "t") -> TokenInfo:

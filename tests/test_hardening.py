@@ -474,7 +474,7 @@ def test_private_html_pages_say_so(testapp):
 
 def test_ready_tells_details_to_server_admins_only(testapp, storage):
     from pyramid_sumatra.passwords import hash_password
-    from pyramid_sumatra.types import UserInfo
+    from pyramid_sumatra.storage.types import UserInfo
 
     assert testapp.get("/_ready").json == {"ok": True, "status": "ok"}
     assert testapp.get("/_ready", headers=basic()).json == {"ok": True, "status": "ok"}

@@ -15,10 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import POSTGRES
 
-from backends.sqlalchemy import migrate
-from backends.sqlalchemy.schema import metadata
 from pyramid_sumatra import build_storage, resolve_settings
-from pyramid_sumatra.types import RecordQuery
+from pyramid_sumatra.storage.types import RecordQuery
+from pyramid_sumatra_backends.sqlalchemy import migrate
+from pyramid_sumatra_backends.sqlalchemy.schema import metadata
 
 DIALECTS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -170,7 +170,7 @@ def test_a_nul_in_an_old_body_stops_the_postgresql_upgrade_with_its_name():
 def test_0004_adds_session_generations_and_tokens_keeping_data(engine, url):
     from alembic import command
 
-    from pyramid_sumatra.types import TokenInfo
+    from pyramid_sumatra.storage.types import TokenInfo
 
     migrate.upgrade(engine, "0003")
     insert_0001_data(engine)

@@ -9,7 +9,7 @@ from test_ui_pages import app_settings, put_record, record_doc  # noqa: F401
 
 from pyramid_sumatra import plotdata
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 JSON = {"Accept": "application/json"}
 

@@ -7,9 +7,10 @@ import inspect
 import pytest
 from conftest import plugin_module
 
-from pyramid_sumatra import hookspecs, main
-from pyramid_sumatra.hookspecs import STORAGE_HOOKS, hookimpl
-from pyramid_sumatra.plugins import PluginError, create_plugin_manager
+from pyramid_sumatra import main
+from pyramid_sumatra.storage import hookspecs
+from pyramid_sumatra.storage.hookspecs import STORAGE_HOOKS, hookimpl
+from pyramid_sumatra.storage.plugins import PluginError, create_plugin_manager
 
 
 def settings(tmp_path, **extra) -> dict:
@@ -72,7 +73,7 @@ def test_wrapper_plugin_sees_writes(tmp_path, monkeypatch):
 
     from pyramid_sumatra.records import build_stored_record
     from pyramid_sumatra.storage import Storage
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     counting = Counting()
     name = plugin_module(monkeypatch, "counting_plugin_for_test", counting)

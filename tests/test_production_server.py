@@ -88,7 +88,7 @@ def test_writers_in_both_workers_all_land_on_sqlite(production):
 
 def test_a_forked_worker_does_not_reuse_its_parents_pooled_connections(tmp_path):
     """pserve loads the app, then gunicorn forks: each worker opens its own connections."""
-    from backends.sqlalchemy import create_backend
+    from pyramid_sumatra_backends.sqlalchemy import create_backend
 
     backend = create_backend({"sqlalchemy.url": f"sqlite:///{tmp_path}/fork.sqlite"})
     with backend.engine.connect() as conn:

@@ -8,11 +8,11 @@ import urllib.error
 import urllib.request
 
 import webtest
-from conftest import V4, basic, load_example, plugin_module
+from conftest import V4, basic, load_example, plugin_module, served
 
 import pyramid_sumatra
-from pyramid_sumatra.hookspecs import hookimpl
-from pyramid_sumatra.types import StorageConflict
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.types import StorageConflict
 
 
 def put(url: str, doc: dict) -> int:
@@ -79,4 +79,4 @@ def test_lost_race_is_replayed_after_a_growing_pause(app_settings, demo, monkeyp
             headers={**basic(), "Content-Type": V4.format("record")}, status=201)
     assert plugin.calls == 3
     assert len(pauses) == 2 and 0 <= pauses[0] <= 0.01 and 0 <= pauses[1] <= 0.02
-    assert app.get("/Replay/replayed/", headers=basic()).json == doc
+    assert app.get("/Replay/replayed/", headers=basic()).json == served(doc, "Replay")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import transaction
-from conftest import POSTGRES
+from conftest import POSTGRES, served
 from procs import (
     PROJECT_ACCEPT,
     ServerProcess,
@@ -130,7 +130,7 @@ class Load:
             self.reads += 1
         res = get_record(url, PROJECT, label, timeout=30)
         self.note(f"GET {label}", res)
-        if res.status != 200 or res.json() != doc:
+        if res.status != 200 or res.json() != served(doc, PROJECT):
             self.problems.append(f"GET {label} after its PUT was acknowledged: {res.status}")
 
 
@@ -180,12 +180,12 @@ def test_two_processes_on_one_store(backend: str, tmp_path: Path):
 
         # Every acknowledged PUT is stored, read through both processes.
         for i, (label, doc) in enumerate(sorted(load.acked.items())):
-            assert get_record(servers[i % 2].url, PROJECT, label).json() == doc
+            assert get_record(servers[i % 2].url, PROJECT, label).json() == served(doc, PROJECT)
         for label in load.shared_acked:
             stored = get_record(servers[0].url, PROJECT, label).json()
             # The last update wins: one of the outcomes sent for that label.
             assert stored["outcome"] in load.shared_sent[label]
-            assert stored == shared_doc(label, stored["outcome"])
+            assert stored == served(shared_doc(label, stored["outcome"]), PROJECT)
 
         expected = set(load.acked) | set(load.shared_acked)
         for server in servers:

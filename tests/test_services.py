@@ -22,7 +22,7 @@ from pyramid_sumatra.services.errors import (
     ServiceError,
     UnknownUser,
 )
-from pyramid_sumatra.types import ANONYMOUS
+from pyramid_sumatra.storage.types import ANONYMOUS
 from pyramid_sumatra.views import http_error
 
 LIMITS = Limits(max_body_size=10_000, max_tags=3, max_tag_length=8)

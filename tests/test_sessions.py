@@ -20,7 +20,7 @@ from conftest import basic
 
 from pyramid_sumatra.cli import main as cli_main
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}

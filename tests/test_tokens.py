@@ -20,7 +20,7 @@ from conftest import basic
 from pyramid_sumatra.cli import main as cli_main
 from pyramid_sumatra.services import tokens
 from pyramid_sumatra.storage import Storage
-from pyramid_sumatra.types import TokenInfo
+from pyramid_sumatra.storage.types import TokenInfo
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}

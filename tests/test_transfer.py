@@ -20,7 +20,7 @@ from pyramid_sumatra import build_storage, resolve_settings, transfer
 from pyramid_sumatra.cli import main
 from pyramid_sumatra.demo import load_demo
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 
 def write_ini(path: Path, **settings: str) -> str:
@@ -216,7 +216,7 @@ def test_dump_to_a_missing_directory_is_a_clear_error(tmp_path, capsys):
 
 
 def test_tokens_and_session_generations_move_and_still_work(tmp_path, capsys):
-    from pyramid_sumatra import tokens
+    from pyramid_sumatra.services import tokens
 
     source, files, final = (sqlite_ini(tmp_path, "a"), filesystem_ini(tmp_path, "fs"),
                             sqlite_ini(tmp_path, "d"))

@@ -9,7 +9,7 @@ from browser import browser, chromium  # noqa: F401 - fixtures
 from test_ui_browser import PHONE, log_in
 from test_ui_pages import app_settings, put_record, record_doc  # noqa: F401
 
-from pyramid_sumatra.types import ProjectInfo
+from pyramid_sumatra.storage.types import ProjectInfo
 
 pytestmark = pytest.mark.browser
 

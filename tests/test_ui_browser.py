@@ -11,7 +11,7 @@ from browser import browser, chromium  # noqa: F401 - fixtures
 from test_ui_pages import XSS, app_settings, put_record, record_doc  # noqa: F401
 
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 pytestmark = pytest.mark.browser
 PHONE = 390

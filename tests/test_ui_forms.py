@@ -7,7 +7,7 @@ import transaction
 from test_ui_pages import HTML, app_settings, login, put_record, record_doc  # noqa: F401
 
 from pyramid_sumatra.passwords import hash_password
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.types import UserInfo
 
 
 @pytest.fixture

@@ -360,7 +360,7 @@ def test_error_pages_use_the_layout(browser_app, testapp):
 
 def test_403_page_for_a_user_without_access(testapp, storage):
     from pyramid_sumatra.passwords import hash_password
-    from pyramid_sumatra.types import UserInfo
+    from pyramid_sumatra.storage.types import UserInfo
 
     with transaction.manager:
         storage.put_user(UserInfo("bob", hash_password("bobpass")))

@@ -14,7 +14,7 @@ from test_ui_browser import PHONE, log_in
 from test_ui_pages import app_settings  # noqa: F401
 
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import ProjectInfo
+from pyramid_sumatra.storage.types import ProjectInfo
 
 pytestmark = pytest.mark.browser
 

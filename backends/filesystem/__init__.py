@@ -23,10 +23,11 @@ from typing import Any
 
 import transaction
 
-from pyramid_sumatra.hookspecs import hookimpl
-from pyramid_sumatra.plugins import PluginError
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import (
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.plugins import PluginError
+from pyramid_sumatra.storage.query import select_entries
+from pyramid_sumatra.storage.types import (
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -43,7 +44,6 @@ from .codec import CorruptFile
 from .disk import Disk
 from .files import storage_error
 from .paths import Layout, check_name, name_problem
-from .query import select as select_entries
 from .stage import FilesystemDataManager, ProjectStage
 from .tokens import TokenStore
 
@@ -229,7 +229,8 @@ class FilesystemBackend:
         st = dm.stage(record.project_id)
         if create and record.label not in st.records:
             st.creates.add(record.label)
-        st.records[record.label] = dataclasses.replace(record, tags=list(record.tags))
+        st.records[record.label] = dataclasses.replace(record,
+                                                       tags=list(dict.fromkeys(record.tags)))
         st.touched = utcnow()
         return True
 

@@ -1,6 +1,6 @@
 """Time the storage hooks on 10,000 records.
 
-``python -m backends.filesystem.benchmark [filesystem] [sqlite]``.
+``python -m pyramid_sumatra_backends.filesystem.benchmark [filesystem] [sqlite]``.
 
 Loads 10,000 records (in 10 transactions) into a temporary store, then times
 ``query_records`` unfiltered, filtered by a tag on 1% of the records, a
@@ -19,7 +19,7 @@ import transaction
 
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.records import build_stored_record
-from pyramid_sumatra.types import ProjectInfo, RecordQuery
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery
 
 COUNT = 10_000
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import ANONYMOUS, ProjectInfo
+from pyramid_sumatra.storage.types import ANONYMOUS, ProjectInfo
 
 from . import codec, journal
 from . import tokens as token_file

@@ -12,14 +12,12 @@ import json
 import secrets
 from typing import Any
 
-from pyramid_sumatra.types import ProjectInfo, StoredRecord, UserInfo
+from pyramid_sumatra.storage.types import ProjectInfo, StoredRecord, UserInfo
 
 from .files import dumps_readable
 
 RECORD_FORMAT = "sumatra-filesystem-record/1"
 INDEX_FORMAT = "sumatra-filesystem-index/1"
-INDEX_FIELDS = ("timestamp", "tags", "user", "main_file", "version", "executable", "reason",
-                "outcome", "duration", "revision")
 
 
 class CorruptFile(ValueError):

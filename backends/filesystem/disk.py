@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyramid_sumatra.types import StoredRecord, UserInfo
+from pyramid_sumatra.storage.types import StoredRecord, UserInfo
 
 from . import codec
 from .files import read_json

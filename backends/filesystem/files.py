@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pyramid_sumatra.types import StorageFull, StorageUnavailable
+from pyramid_sumatra.storage.types import StorageFull, StorageUnavailable
 
 TEMP_SUFFIX = ".tmp"
 

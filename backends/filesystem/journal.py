@@ -20,7 +20,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from pyramid_sumatra.types import StorageConflict
+from pyramid_sumatra.storage.types import StorageConflict
 
 from . import codec
 from .files import atomic_write, fsync_dir, read_json, remove, remove_tree, write_temp

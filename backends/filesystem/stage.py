@@ -22,7 +22,7 @@ from pathlib import Path
 import transaction.interfaces
 from zope.interface import implementer
 
-from pyramid_sumatra.types import (
+from pyramid_sumatra.storage.types import (
     ProjectInfo,
     StorageConflict,
     StorageFull,

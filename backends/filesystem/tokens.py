@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from pyramid_sumatra.types import StorageConflict, TokenInfo
+from pyramid_sumatra.storage.types import StorageConflict, TokenInfo
 
 from .files import dumps_readable, read_json
 

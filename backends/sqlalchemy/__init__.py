@@ -6,81 +6,44 @@ scoped session; nothing is committed by the backend itself.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import functools
-import os
-import threading
-import weakref
-from pathlib import Path
 from typing import Any
 
 import orjson
 import transaction
 import zope.sqlalchemy
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import scoped_session, sessionmaker
 
-from pyramid_sumatra.cursors import decode_cursor, encode_cursor
-from pyramid_sumatra.hookspecs import hookimpl
-from pyramid_sumatra.intent import write_intent
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import (
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.types import (
     ANONYMOUS,
-    SORTABLE,
     ProjectInfo,
-    RecordPage,
-    RecordQuery,
-    StorageConflict,
-    StorageError,
-    StorageFull,
-    StorageUnavailable,
     StoredRecord,
     TokenInfo,
     UserInfo,
 )
-from sqlalchemy import and_, bindparam, delete, event, func, insert, or_, select, update
-from sqlalchemy.engine import Engine, engine_from_config
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from . import tokens as _tokens
+from .engine import create_engine
+from .errors import translate_errors
+from .query import RecordQueries
 from .schema import grants, projects, record_tags, records, users
-
-_SUMMARY_COLUMNS = [records.c[name] for name in (
-    "id", "project_id", "label", "revision", "timestamp", "user", "main_file", "version",
-    "executable", "reason", "outcome", "duration")]
-
-# Statements of the per-request paths, built once: building a select() and its cache
-# key cost ~230 us a call, five times what executing it costs (see CHANGES.rst).
-
-def _get_record_statement(dialect: str):
-    """One record with its tags as a JSON array: one query instead of two."""
-    aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
-    tags = select(aggregate(record_tags.c.tag)).where(
-        record_tags.c.record_id == records.c.id).scalar_subquery()
-    return select(*_SUMMARY_COLUMNS, records.c.body, tags.label("tags")).where(
-        records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
-
-
-_RECORD_ID = select(records.c.id).where(
-    records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
-_INSERT_RECORD = insert(records)
-_UPDATE_RECORD = update(records).where(records.c.id == bindparam("b_id"))
-_DELETE_TAGS = delete(record_tags).where(record_tags.c.record_id == bindparam("b_id"))
-_INSERT_TAGS = insert(record_tags)
-_TOUCH_PROJECT = update(projects).where(projects.c.id == bindparam("b_project")).values(
-    last_updated=bindparam("b_now"))
-_COUNT_NEW_RECORD = _TOUCH_PROJECT.values(record_count=projects.c.record_count + 1)
-# The project with its grants (one row per grant; one row of NULLs when there are none):
-# the permission check needs both, on every request.
-_GET_PROJECT = select(projects, grants.c.principal, grants.c.role).select_from(
-    projects.outerjoin(grants, grants.c.project_id == projects.c.id)).where(
-    projects.c.id == bindparam("b_project"))
-_ALL_PROJECTS = select(projects).order_by(projects.c.last_updated.desc(), projects.c.id)
-_PROJECTS_GRANTED = _ALL_PROJECTS.where(projects.c.id.in_(select(grants.c.project_id).where(
-    grants.c.principal.in_(bindparam("b_principals", expanding=True)))))
-_GET_GRANTS = select(grants.c.principal, grants.c.role).where(
-    grants.c.project_id == bindparam("b_project"))
-_GET_USER = select(users).where(users.c.username == bindparam("b_username"))
+from .statements import (
+    _ALL_PROJECTS,
+    _COUNT_NEW_RECORD,
+    _DELETE_TAGS,
+    _GET_GRANTS,
+    _GET_PROJECT,
+    _GET_USER,
+    _INSERT_RECORD,
+    _INSERT_TAGS,
+    _PROJECTS_GRANTED,
+    _RECORD_ID,
+    _TOUCH_PROJECT,
+    _UPDATE_RECORD,
+    _get_record_statement,
+)
 
 
 def create_backend(settings: dict[str, Any]) -> SqlAlchemyBackend:
@@ -88,161 +51,11 @@ def create_backend(settings: dict[str, Any]) -> SqlAlchemyBackend:
     return SqlAlchemyBackend(settings)
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    # SQLite admits one writer at a time. Writers queue on a lock instead of in SQLite's
-    # busy handler, which sleeps in growing steps (up to 100 ms) and leaves the database
-    # idle between writers: with 8 threads that made PUT 5x slower, and with two
-    # processes it gave PUTs a p99 of 1.3 s (see CHANGES.rst). Threads of this process
-    # queue on a Python lock, processes on an flock of a file beside the database (the
-    # kernel wakes the next writer at once; a dead process's lock goes with it).
-    writer = _WriterLock(engine.url.database)
-    held = threading.local()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(conn):
-        # Writers take the lock up front: no read-then-upgrade conflicts.
-        if write_intent.get():
-            if not getattr(held, "lock", False):
-                # A leaked lock (it should not happen) degrades to busy_timeout, no hang.
-                held.lock = writer.acquire(timeout=30)
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-    @event.listens_for(engine.pool, "checkin")
-    def on_checkin(_dbapi_connection, _record):
-        # After COMMIT or ROLLBACK, when the connection goes back to the pool.
-        if getattr(held, "lock", False):
-            held.lock = False
-            writer.release()
-
-
-class _WriterLock:
-    """One SQLite writer at a time: a thread lock, then (for a file) an flock.
-
-    The flock file is opened per process (after a fork too), since an flock belongs
-    to an open file and threads sharing one would all hold it.
-    """
-
-    def __init__(self, database: str | None):
-        self.threads = threading.Lock()
-        self.path = None if database in (None, "", ":memory:") else f"{database}-writer.lock"
-        self._fd: int | None = None
-        self._pid = 0
-
-    def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-        return self._fd
-
-    def acquire(self, timeout: float) -> bool:
-        if not self.threads.acquire(timeout=timeout):
-            return False
-        if self.path is not None:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)  # releases the GIL while it waits
-            except OSError:
-                pass  # no lock file (read-only directory): busy_timeout still serialises
-        return True
-
-    def release(self) -> None:
-        if self.path is not None and self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self.threads.release()
-
-
-def _dispose_in_child(engine: Engine | None) -> None:
-    if engine is not None:
-        engine.dispose(close=False)  # forget the parent's connections, do not close them
-
-
-def is_unique_violation(exc: IntegrityError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg
-    if sqlstate is not None:
-        return sqlstate == "23505"
-    return "UNIQUE constraint failed" in str(exc.orig)  # sqlite3
-
-
-def storage_error(exc: DBAPIError) -> StorageError | None:
-    """The interface's exception for a driver error (retry, 503, 507); None: a bug (500)."""
-    if isinstance(exc, IntegrityError):
-        # Only a duplicate key is a concurrent writer; NOT NULL or a foreign key is a bug.
-        if is_unique_violation(exc):
-            return StorageConflict(str(exc.orig))
-        return None
-    if isinstance(exc, OperationalError):
-        text = str(exc.orig).lower()
-        if "locked" in text or "deadlock" in text or "serializ" in text:
-            return StorageConflict(str(exc.orig))
-        if "no space left" in text or "disk is full" in text or "disk full" in text:
-            return StorageFull(f"database error: {exc.orig}")
-        return StorageUnavailable(f"database error: {exc.orig}")
-    if exc.connection_invalidated:
-        return StorageUnavailable(f"database connection lost: {exc.orig}")
-    return None
-
-
-def translate_errors(method):
-    """Map driver errors to the interface's exceptions (retry, or 503)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except DBAPIError as exc:
-            error = storage_error(exc)
-            if error is None:
-                raise
-            raise error from exc
-
-    return wrapper
-
-
-def _translate_outside_hooks(context) -> None:
-    """COMMIT runs in the transaction manager, after every hook returned: a database
-    that went away then must still be a 503 (or a retry), not a 500. Statements inside
-    hooks are left to translate_errors."""
-    exc = context.sqlalchemy_exception
-    if context.statement is None and isinstance(exc, DBAPIError):
-        error = storage_error(exc)
-        if error is not None:
-            raise error
-
-
-class SqlAlchemyBackend:
+class SqlAlchemyBackend(RecordQueries):
     name = "sqlalchemy"
 
     def __init__(self, settings: dict[str, Any]):
-        url = settings.get("sqlalchemy.url") or "sqlite:///sumatra.sqlite"
-        options = {k: v for k, v in settings.items() if k.startswith("sqlalchemy.")}
-        options["sqlalchemy.url"] = url
-        if url.startswith("postgresql") and url.startswith("postgresql://"):
-            options["sqlalchemy.url"] = "postgresql+psycopg://" + url[len("postgresql://"):]
-        # A SQLite file cannot drop a connection: no ping (a query per request) there.
-        options.setdefault("sqlalchemy.pool_pre_ping",
-                           "false" if url.startswith("sqlite") else "true")
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = engine_from_config(options, "sqlalchemy.")
-        if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine)
-        event.listen(self.engine, "handle_error", _translate_outside_hooks)
-        # pserve builds the app before gunicorn forks its workers: a worker must not use
-        # connections pooled by its parent (SQLAlchemy's advice for os.fork()).
-        engine = weakref.ref(self.engine)
-        os.register_at_fork(after_in_child=lambda: _dispose_in_child(engine()))
+        self.engine = create_engine(settings)
         self._get_record = _get_record_statement(self.engine.dialect.name)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
@@ -358,7 +171,7 @@ class SqlAlchemyBackend:
         if record.tags:
             db.execute(_INSERT_TAGS, [
                 {"record_id": record_id, "tag": tag, "project_id": record.project_id}
-                for tag in record.tags])
+                for tag in dict.fromkeys(record.tags)])  # each tag once
         db.execute(touch, {"b_project": record.project_id, "b_now": utcnow()})
         return True
 
@@ -380,129 +193,6 @@ class SqlAlchemyBackend:
         db.execute(update(projects).where(projects.c.id == project_id).values(
             last_updated=utcnow(), record_count=projects.c.record_count - len(ids)))
 
-    @hookimpl
-    @translate_errors
-    def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
-        descending = query.order.startswith("-")
-        field = query.order.lstrip("-")
-        if field not in SORTABLE:
-            raise ValueError(f"cannot order by {field!r}; one of {', '.join(SORTABLE)}")
-        key = func.coalesce(records.c.duration, -1.0) if field == "duration" else records.c[field]
-        conditions = [records.c.project_id == project_id]
-        tagged = [record_tags.c.project_id == project_id, record_tags.c.tag.in_(query.tags)] \
-            if query.tags else []
-        tag_filter = records.c.id.in_(select(record_tags.c.record_id).where(*tagged))
-        if tagged:
-            conditions.append(tag_filter)
-        if query.text:
-            pattern = f"%{query.text.lower()}%"
-            conditions.append(or_(*(func.lower(records.c[c]).like(pattern)
-                                    for c in ("label", "reason", "outcome"))))
-        for name in ("user", "main_file"):
-            if getattr(query, name):
-                conditions.append(records.c[name] == getattr(query, name))
-        if query.since:
-            conditions.append(records.c.timestamp >= query.since)
-        if query.until:
-            conditions.append(records.c.timestamp <= query.until)
-        total = None
-        if query.limit is not None or query.cursor:
-            total = self.db.execute(select(func.count()).select_from(records).where(
-                *conditions)).scalar_one()
-        if query.cursor:
-            value, label = decode_cursor(query.cursor, numeric=field == "duration")
-            if descending:
-                conditions.append(or_(key < value, and_(key == value, records.c.label < label)))
-            else:
-                conditions.append(or_(key > value, and_(key == value, records.c.label > label)))
-        labels_only = query.labels_only and not query.with_body
-        if labels_only:  # the covering index (project_id, timestamp, label) answers alone
-            columns = [records.c.label] + ([records.c[field]] if field != "label" else [])
-        else:
-            columns = list(_SUMMARY_COLUMNS)
-        if query.with_body:
-            columns.append(records.c.body)
-        order = [key.desc(), records.c.label.desc()] if descending else [key.asc(),
-                                                                           records.c.label.asc()]
-        stmt = select(*columns).where(*conditions).order_by(*order)
-        if labels_only and query.limit is None:  # the whole project: every label, no cursor
-            labels_of = select(records.c.label)
-            if tagged:
-                # From the tag index to the records (GROUP BY: a record having two of the
-                # tags once): SQLite otherwise scans every record of the project and
-                # tests the IN; 10,000 records: 6.8 ms -> 0.9 ms.
-                labels_of = labels_of.select_from(records.join(
-                    record_tags, record_tags.c.record_id == records.c.id)).where(
-                    *tagged).group_by(records.c.id)
-                conditions = [c for c in conditions if c is not tag_filter]
-            labels = self._first_column(labels_of.where(*conditions).order_by(*order))
-            return RecordPage(records=[], labels=labels, total=len(labels))
-        if query.limit is not None:
-            stmt = stmt.limit(query.limit + 1)
-        rows = self.db.execute(stmt).all()
-        next_cursor = None
-        if query.limit is not None and len(rows) > query.limit:
-            rows = rows[:query.limit]
-            last = rows[-1]
-            sort_value = -1.0 if field == "duration" and last.duration is None \
-                else getattr(last, field)
-            next_cursor = encode_cursor([sort_value, last.label])
-        if total is None:
-            total = len(rows)
-        if labels_only:
-            return RecordPage(records=[], labels=[r.label for r in rows],
-                              next_cursor=next_cursor, total=total)
-        tags = self._tags_for_rows(project_id, rows)
-        return RecordPage(
-            records=[self._to_record(r, tags.get(r.id, []), query.with_body) for r in rows],
-            next_cursor=next_cursor, total=total)
-
-    def _first_column(self, stmt) -> list:
-        """The first column of every row, read straight from the DBAPI cursor.
-
-        For 100,000 labels, SQLAlchemy building a Row for each doubled the time of the
-        project document. The statement is still compiled by SQLAlchemy for the dialect,
-        and runs in the session's transaction.
-        """
-        conn = self.conn
-        compiled = stmt.compile(dialect=conn.dialect,
-                                compile_kwargs={"render_postcompile": True})
-        params = compiled.construct_params()
-        if compiled.positional:
-            params = tuple(params[name] for name in compiled.positiontup)
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(compiled.string, params)
-            return [row[0] for row in cursor.fetchall()]
-        finally:
-            cursor.close()
-
-    def _tags_for_rows(self, project_id: str, rows) -> dict[int, list[str]]:
-        if not rows:
-            return {}
-        if len(rows) <= 500:
-            return self._tags_of([r.id for r in rows])
-        result: dict[int, list[str]] = {}
-        for record_id, tag in self.db.execute(select(record_tags.c.record_id, record_tags.c.tag)
-                                              .where(record_tags.c.project_id == project_id)):
-            result.setdefault(record_id, []).append(tag)
-        return result
-
-    def _tags_of(self, ids: list[int]) -> dict[int, list[str]]:
-        result: dict[int, list[str]] = {}
-        for record_id, tag in self.db.execute(select(record_tags.c.record_id, record_tags.c.tag)
-                                              .where(record_tags.c.record_id.in_(ids))):
-            result.setdefault(record_id, []).append(tag)
-        return result
-
-    @staticmethod
-    def _to_record(row, tags: list[str], with_body: bool) -> StoredRecord:
-        return StoredRecord(
-            project_id=row.project_id, label=row.label,
-            body=row.body if with_body else None, revision=row.revision,
-            timestamp=row.timestamp, tags=sorted(tags), user=row.user,
-            main_file=row.main_file, version=row.version, executable=row.executable,
-            reason=row.reason, outcome=row.outcome, duration=row.duration)
 
     @hookimpl
     @translate_errors

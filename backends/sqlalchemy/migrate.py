@@ -12,13 +12,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
 from .schema import metadata
 
-SCRIPT_LOCATION = "backends.sqlalchemy:migrations"
+SCRIPT_LOCATION = "pyramid_sumatra_backends.sqlalchemy:migrations"
 #: The schema ``metadata.create_all`` made before there were migrations.
 BASELINE = "0001"
 #: Any constant: PostgreSQL advisory lock that lets one process migrate at a time.

@@ -7,10 +7,10 @@ A token is found by its primary key (its public id) on every token request.
 from __future__ import annotations
 
 import orjson
-
-from pyramid_sumatra.types import TokenInfo
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+
+from pyramid_sumatra.storage.types import TokenInfo
 
 from .schema import tokens, users
 

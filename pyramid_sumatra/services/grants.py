@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..permissions import DEFAULT_ROLE
 from ..storage import Storage
-from ..types import ANONYMOUS, ROLES
+from ..storage.types import ANONYMOUS, ROLES
 from ..usernames import username_problem
 from .errors import InvalidInput, LastAdmin, NotFound
 from .projects import require_project

@@ -7,7 +7,7 @@ from typing import Any
 from ..permissions import CREATOR_ROLE
 from ..records import name_problem, unstorable
 from ..storage import Storage
-from ..types import ProjectInfo
+from ..storage.types import ProjectInfo
 from .errors import Conflict, InvalidInput, NotFound
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..limits import Limits, check_record
 from ..records import build_stored_record, edit_annotations, name_problem, prepare_put
 from ..storage import Storage
-from ..types import StoredRecord
+from ..storage.types import StoredRecord
 from .errors import InvalidInput, NotFound
 from .projects import create_project
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from ..permissions import MANAGE, VIEW
 from ..records import name_problem
 from ..storage import Storage
-from ..types import TOKEN_SCOPES, TokenInfo
+from ..storage.types import TOKEN_SCOPES, TokenInfo
 from .errors import InvalidInput
 
 PREFIX = "smt_"

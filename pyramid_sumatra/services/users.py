@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..passwords import hash_password
 from ..sessions import end_sessions
 from ..storage import Storage
-from ..types import ANONYMOUS, UserInfo
+from ..storage.types import ANONYMOUS, UserInfo
 from ..usernames import username_problem
 from .errors import Conflict, InvalidInput, UnknownUser
 

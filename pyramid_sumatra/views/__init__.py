@@ -6,7 +6,6 @@ by the ``representation`` predicate ("json" matches every JSON media type).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyramid.config import Configurator
@@ -87,12 +86,11 @@ def read_json(request: Request) -> Any:
     return parse_json_body(request.body)
 
 
-def render_json(request: Request, data: Any, rep: Representation, *,
-                revision: str | None = None, status: int = 200,
-                body: str | bytes | None = None) -> Response:
+def render_json(request: Request, rep: Representation, *, body: str | bytes,
+                revision: str | None = None, status: int = 200) -> Response:
     """A JSON response with charset, Vary and (given a revision) ETag/304 handling.
 
-    ``body`` is the serialised document (text, or UTF-8 bytes); else ``data`` is.
+    ``body`` is the serialised document (text, or UTF-8 bytes).
     """
     response = request.response
     response.status_int = status
@@ -107,8 +105,6 @@ def render_json(request: Request, data: Any, rep: Representation, *,
         if request.method in ("GET", "HEAD") and not_modified(request, revision):
             raise HTTPNotModified(headers={"ETag": headers["ETag"], "Vary": "Accept",
                                            "Cache-Control": "no-cache"})
-    if body is None:
-        body = json.dumps(data, ensure_ascii=False)
     response.body = body.encode("utf-8") if isinstance(body, str) else body
     return response
 

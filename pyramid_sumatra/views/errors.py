@@ -24,7 +24,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, view_conf
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
 from ..services.errors import ServiceError
-from ..types import StorageConflict, StorageFull, StorageUnavailable
+from ..storage.types import StorageConflict, StorageFull, StorageUnavailable
 from . import http_error, json_error, representation
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,13 @@ from pyramid.view import view_config
 
 from ..clip import clip, pretty
 from ..comparison import compare
+from ..documents import served_document
 from ..limits import record_limits
 from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import is_date, tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
-from ..types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
+from ..storage.types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
 from .projects import check_filter_tags, parse_tags, visible_projects
 
@@ -214,7 +215,7 @@ def record_page(context, request: Request):
     require_project(context.project)
     if context.stored is None:
         raise json_error(HTTPNotFound, "not found", "no such record")
-    stored_doc = context.stored.document
+    stored_doc = served_document(context.stored)
     doc = clip(stored_doc)  # a deep document renders, the deep part as JSON text
     try:
         tags = tag_list(doc.get("tags"))

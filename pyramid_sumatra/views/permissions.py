@@ -27,7 +27,7 @@ def get_permissions(context: Permissions, request: Request):
     if request.authenticated_userid is None:
         raise HTTPForbidden()  # usernames never reach anonymous callers (becomes 401)
     text, revision = document_text(permissions_document(context))
-    return render_json(request, None, representation(request, context), revision=revision,
+    return render_json(request, representation(request, context), revision=revision,
                        body=text)
 
 
@@ -46,7 +46,7 @@ def _done(request: Request, context: Permissions):
         return HTTPSeeOther(location=request.resource_url(context.project))  # a browser
     context.project.__dict__.pop("grants", None)
     text, revision = document_text(permissions_document(context))
-    return render_json(request, None, representation(request, context) or offers("project")[0],
+    return render_json(request, representation(request, context) or offers("project")[0],
                        revision=revision, body=text)
 
 

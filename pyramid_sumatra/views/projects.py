@@ -14,7 +14,7 @@ from ..records import whole_number
 from ..resources import Project, Root, TagSet
 from ..services import projects, tokens
 from ..services.records import delete_tagged
-from ..types import ANONYMOUS, RecordQuery
+from ..storage.types import ANONYMOUS, RecordQuery
 from . import (
     check_if_none_match,
     json_error,
@@ -47,7 +47,7 @@ def visible_projects(request: Request):
 def project_list(context, request):
     entries = [project_list_entry(request, p) for p in visible_projects(request)]
     text, revision = document_text(entries)
-    return render_json(request, None, representation(request, context), revision=revision,
+    return render_json(request, representation(request, context), revision=revision,
                        body=text)
 
 
@@ -99,7 +99,7 @@ def _project_response(request: Request, context, project: Project, tags: list[st
         doc["next"] = request.resource_url(context, query={
             **request.GET, "cursor": page.next_cursor})
     text, revision = document_text(doc)
-    return render_json(request, None, representation(request, context), revision=revision,
+    return render_json(request, representation(request, context), revision=revision,
                        body=text)
 
 

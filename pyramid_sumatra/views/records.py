@@ -36,7 +36,7 @@ def get_record(context, request):
     _require(context)
     rep = representation(request, context)
     stored = context.stored
-    return render_json(request, None, rep, revision=stored.revision, body=record_text(stored, rep))
+    return render_json(request, rep, revision=stored.revision, body=record_text(stored, rep))
 
 
 @view_defaults(context=Record, permission=EDIT)
@@ -59,7 +59,7 @@ class RecordWrites:
         if rep is None or rep.is_html:
             rep = offers("record")[0]
         request.response.location = request.resource_url(context)
-        return render_json(request, None, rep, revision=record.revision,
+        return render_json(request, rep, revision=record.revision,
                            status=201 if created else 200,
                            body=record_text(record, rep))
 

@@ -13,7 +13,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from ..services import tokens
-from ..types import TOKEN_SCOPES
+from ..storage.types import TOKEN_SCOPES
 from . import json_error
 from .errors import wants_html
 from .ui import flash

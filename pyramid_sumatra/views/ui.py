@@ -13,13 +13,13 @@ from pyramid.view import view_config
 
 from ..limits import record_limits
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
-from ..records import tag_list
+from ..records import ANNOTATION_FIELDS, tag_list
 from ..resources import Permissions, Project, Record, Root
 from ..services import grants
 from ..services.errors import InvalidInput, NotFound, ServiceError
 from ..services.projects import create_project
 from ..services.records import delete_record, delete_records, save_annotations, tag_records
-from ..types import ANONYMOUS
+from ..storage.types import ANONYMOUS
 
 
 def flash(request: Request, message: str, queue: str = "info") -> None:
@@ -65,7 +65,7 @@ def edit_record_form(context: Record, request: Request):
         flash(request, "Someone changed this record since you opened it; your edit was not "
               "saved. Here is the current version.", "error")
         return _back(request, context)
-    changes = {k: request.POST[k] for k in ("reason", "outcome", "tags") if k in request.POST}
+    changes = {k: request.POST[k] for k in ANNOTATION_FIELDS if k in request.POST}
     try:
         changed = save_annotations(request.storage, stored, changes,
                                    limits=record_limits(request))

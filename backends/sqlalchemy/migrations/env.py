@@ -1,6 +1,6 @@
 """Alembic environment of the SQLAlchemy backend.
 
-From code, :mod:`backends.sqlalchemy.migrate` passes an open connection in
+From code, :mod:`pyramid_sumatra_backends.sqlalchemy.migrate` passes an open connection in
 ``config.attributes["connection"]``. From the command line the database URL is
 ``-x url=...``, else ``SUMATRA_DATABASE_URL``, else ``sqlalchemy.url`` of alembic.ini.
 """
@@ -12,7 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from backends.sqlalchemy.schema import metadata
+from pyramid_sumatra_backends.sqlalchemy.schema import metadata
 
 config = context.config
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import transaction
 
-from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import ProjectInfo, StoredRecord, UserInfo
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.types import ProjectInfo, StoredRecord, UserInfo
 
 
 def create_plugin(settings: dict[str, Any]) -> AuditLog:

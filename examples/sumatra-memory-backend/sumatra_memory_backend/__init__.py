@@ -18,11 +18,10 @@ from typing import Any
 
 import transaction
 
-from pyramid_sumatra.cursors import decode_cursor, encode_cursor
-from pyramid_sumatra.hookspecs import hookimpl
 from pyramid_sumatra.records import utcnow
-from pyramid_sumatra.types import (
-    SORTABLE,
+from pyramid_sumatra.storage.hookspecs import hookimpl
+from pyramid_sumatra.storage.query import select_entries
+from pyramid_sumatra.storage.types import (
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -168,6 +167,8 @@ class MemoryBackend:
     @hookimpl
     def sumatra_put_record(self, record: StoredRecord, create: bool) -> bool:
         data = self._data(write=True)
+        if record.project_id not in data.projects:
+            raise StorageConflict(f"no project {record.project_id!r}")
         records = data.records.setdefault(record.project_id, {})
         existed = record.label in records
         if create and existed:
@@ -187,35 +188,11 @@ class MemoryBackend:
 
     @hookimpl
     def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
-        descending = query.order.startswith("-")
-        name = query.order.lstrip("-")
-        if name not in SORTABLE:
-            raise ValueError(f"cannot order by {name!r}; one of {', '.join(SORTABLE)}")
-
-        def key(r: StoredRecord) -> tuple:
-            value = getattr(r, name)
-            return (-1.0 if value is None else value, r.label)
-
-        text = query.text.lower() if query.text else None
-        matches = [
-            r for r in self._data().records.get(project_id, {}).values()
-            if (not query.tags or set(query.tags) & set(r.tags))
-            and (text is None or any(text in v.lower() for v in (r.label, r.reason, r.outcome)))
-            and (not query.user or r.user == query.user)
-            and (not query.main_file or r.main_file == query.main_file)
-            and (not query.since or r.timestamp >= query.since)
-            and (not query.until or r.timestamp <= query.until)
-        ]
-        matches.sort(key=key, reverse=descending)
-        total = len(matches)
-        if query.cursor:
-            after = tuple(decode_cursor(query.cursor))
-            matches = [r for r in matches if (key(r) < after if descending else key(r) > after)]
-        next_cursor = None
-        if query.limit is not None and len(matches) > query.limit:
-            matches = matches[:query.limit]
-            next_cursor = encode_cursor(list(key(matches[-1])))
-        return RecordPage(records=[_copy(r, query.with_body) for r in matches],
+        records = self._data().records.get(project_id, {})
+        # The kit's query engine filters, orders and pages rows of index fields.
+        page, next_cursor, total = select_entries(
+            {label: vars(record) for label, record in records.items()}, query)
+        return RecordPage(records=[_copy(records[label], query.with_body) for label, _ in page],
                           next_cursor=next_cursor, total=total)
 
     @hookimpl
@@ -281,7 +258,10 @@ class MemoryBackend:
 
     @hookimpl
     def sumatra_set_grant(self, project_id: str, principal: str, role: str) -> bool:
-        self._data(write=True).grants.setdefault(project_id, {})[principal] = role
+        data = self._data(write=True)
+        if project_id not in data.projects:
+            raise StorageConflict(f"no project {project_id!r}")
+        data.grants.setdefault(project_id, {})[principal] = role
         return True
 
     @hookimpl

@@ -95,7 +95,8 @@ class Storage:
         return self.hook.sumatra_list_users()
 
     # sessions and tokens (optional hooks: hookspecs.OPTIONAL_STORAGE_HOOKS)
-    def _implements(self, hook: str) -> bool:
+    def implements(self, hook: str) -> bool:
+        """Whether the backend implements ``hook`` (an optional storage hook, say)."""
         return any(not impl.hookwrapper and not impl.wrapper
                    for impl in getattr(self.hook, hook).get_hookimpls())
 
@@ -103,12 +104,12 @@ class Storage:
     def tokens_available(self) -> bool:
         """Whether the backend implements every token hook."""
         if not hasattr(self, "_tokens_available"):
-            self._tokens_available = all(self._implements(h) for h in TOKEN_HOOKS)
+            self._tokens_available = all(self.implements(h) for h in TOKEN_HOOKS)
         return self._tokens_available
 
     def bump_session_generation(self, username: str) -> int | None:
         """End every session of the user; the new generation, or None if no such user."""
-        if self._implements("sumatra_bump_session_generation"):
+        if self.implements("sumatra_bump_session_generation"):
             return self.hook.sumatra_bump_session_generation(username=username)
         user = self.get_user(username)
         if user is None:

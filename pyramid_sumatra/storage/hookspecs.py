@@ -1,19 +1,33 @@
 """The storage backend interface of Sumatra Server, as pluggy hookspecs.
 
 Exactly one *backend* plugin implements the storage hooks (every hook below
-marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
-of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
-a callable ``create_backend(settings: dict) -> object`` returning the plugin
-object whose methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS``
-(start-up fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (sessions
-and personal API tokens; without the token hooks tokens are unavailable).
+marked ``@storage_hookspec``, listed in ``STORAGE_HOOKS``); it is chosen with
+``sumatra.backend = NAME``, the name of an entry point in the group
+``pyramid_sumatra.backends``. The entry point is a callable
+``create_backend(settings: dict) -> object`` returning the plugin object whose
+methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS`` (start-up
+fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (marked
+``@optional_storage_hookspec(capability)``: without them that capability, e.g.
+personal API tokens, is shown as unavailable).
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
 manager) so that nothing it writes persists unless that transaction commits.
-Hooks raise :class:`~pyramid_sumatra.types.StorageConflict` when a concurrent
+A data manager (``transaction.get().join(dm)``, once per transaction) implements
+``abort`` (the transaction ended before committing: drop what was staged),
+``tpc_begin`` and ``commit`` (make nothing durable yet), ``tpc_vote`` (check
+for conflicts and prepare; raise ``StorageConflict`` here, never later),
+``tpc_finish`` (make it durable; must not fail), ``tpc_abort`` and ``sortKey``.
+A store without two-phase commit (a DB-API connection) commits in ``tpc_vote``
+and sorts last (a ``sortKey`` starting with ``~``), as zope.sqlalchemy does and
+:class:`pyramid_sumatra.storage.datamanager.ConnectionDataManager` does for any
+DB-API connection. On SQLite, a transaction that reads and then writes must take
+the write lock when it begins (``BEGIN IMMEDIATE`` when
+:data:`pyramid_sumatra.intent.write_intent` is true, i.e. not a GET): upgrading
+a read lock later deadlocks two such writers until ``busy_timeout``.
+Hooks raise :class:`~pyramid_sumatra.storage.types.StorageConflict` when a concurrent
 writer won a race (the request is retried) and
-:class:`~pyramid_sumatra.types.StorageUnavailable` when storage cannot be
+:class:`~pyramid_sumatra.storage.types.StorageUnavailable` when storage cannot be
 reached (the client gets 503).
 
 Other plugins may wrap any hook (``@hookimpl(wrapper=True)``: audit, quotas,
@@ -33,10 +47,26 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+def storage_hookspec(function):
+    """A hook the backend must implement (``firstresult``); it is listed in STORAGE_HOOKS."""
+    function.sumatra_storage_hook = True
+    return hookspec(firstresult=True)(function)
+
+
+def optional_storage_hookspec(capability: str):
+    """A storage hook a backend may lack (``firstresult``), one of ``capability``'s hooks;
+    it is listed in OPTIONAL_STORAGE_HOOKS and CAPABILITIES[capability]."""
+    def mark(function):
+        function.sumatra_storage_hook = "optional"
+        function.sumatra_capability = capability
+        return hookspec(firstresult=True)(function)
+    return mark
+
+
 # -- lifecycle ---------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_initialize_storage() -> bool:
     """Create or upgrade the storage schema so the other hooks can work.
 
@@ -45,7 +75,7 @@ def sumatra_initialize_storage() -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_storage_status() -> dict[str, Any]:
     """Report whether storage is reachable.
 
@@ -54,12 +84,12 @@ def sumatra_storage_status() -> dict[str, Any]:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_dispose_storage() -> bool:
     """Release connections, file handles and locks (app or CLI shutting down). Return True."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_check_storage(repair: bool) -> dict[str, Any]:
     """Check that storage is consistent; with ``repair`` also fix what can be fixed.
 
@@ -76,12 +106,15 @@ def sumatra_check_storage(repair: bool) -> dict[str, Any]:
 # -- records -----------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_record(project_id: str, label: str) -> StoredRecord | None:
-    """Return the record ``label`` of ``project_id`` with its body, or None if absent."""
+    """Return the record ``label`` of ``project_id`` with its body, or None if absent.
+
+    Its ``tags`` are sorted, each once (as every hook returning records does).
+    """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     """Store ``record`` (body, revision and index fields), replacing any stored one.
 
@@ -90,15 +123,21 @@ def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     ``StorageConflict`` instead of overwriting it. When ``create`` is False the
     record exists and is replaced. Also moves the project's ``last_updated`` to
     now. Return True.
+
+    Tags are stored once each (``["b", "a", "b"]`` reads back as ``["a", "b"]``);
+    ``body`` and ``revision`` are kept exactly as given. The project must exist
+    (the app creates it first): writing into a missing one raises
+    ``StorageConflict`` (a concurrent delete; the request is retried) and stores
+    nothing.
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_record(project_id: str, label: str) -> bool:
     """Delete one record and its tags. Return True if it existed, False if not."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     """Select records of a project by ``query`` (see :class:`RecordQuery`).
 
@@ -108,15 +147,24 @@ def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     passing it back as ``query.cursor`` returns the next page, stable under
     concurrent inserts. ``total`` counts every match, ignoring limit and cursor.
     An unknown ``order`` field raises ValueError.
+
+    ``text`` is a plain substring (``%`` and ``_`` are no wildcards) of the label,
+    reason or outcome, ignoring case (of any letter, not only A-Z). ``limit=0``
+    is a count: no records, ``next_cursor`` None, ``total`` set (the app itself
+    pages with 1 to 1000). ``since`` and ``until`` are compared as text with the
+    ``YYYY-MM-DD HH:MM:SS`` timestamps, both inclusive: a date-only ``since``
+    starts at that day, a date-only ``until`` excludes that day (the app sends
+    ``YYYY-MM-DD 23:59:59``). :func:`pyramid_sumatra.storage.query.select_entries`
+    does all this for rows held in memory.
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_most_recent_record(project_id: str) -> StoredRecord | None:
     """Return the record with the latest timestamp (ties: greatest label), with body, or None."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
     """Delete every record of the project having ``tag``; return how many were deleted."""
 
@@ -124,12 +172,12 @@ def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
 # -- projects ----------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_project(project_id: str) -> ProjectInfo | None:
     """Return the project (with ``record_count`` and ``last_updated``), or None if absent."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_project(project: ProjectInfo) -> bool:
     """Create the project, or update its name and description. Return True if it was created.
 
@@ -138,12 +186,12 @@ def sumatra_put_project(project: ProjectInfo) -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_project(project_id: str) -> bool:
     """Delete a project with all its records and grants. Return True if it existed."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
     """Return projects on which any of ``principals`` (usernames, or ``anonymous``) holds a grant.
 
@@ -155,7 +203,7 @@ def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
 # -- grants ------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_grants(project_id: str) -> dict[str, str]:
     """Return ``{principal: role}`` for the project (empty if none or no such project).
 
@@ -163,12 +211,15 @@ def sumatra_get_grants(project_id: str) -> dict[str, str]:
     """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_set_grant(project_id: str, principal: str, role: str) -> bool:
-    """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True."""
+    """Grant ``principal`` the ``role`` on the project, replacing any earlier role. Return True.
+
+    Granting on a missing project raises ``StorageConflict`` and stores nothing.
+    """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_revoke_grant(project_id: str, principal: str) -> bool:
     """Remove the principal's grant. Return True if there was one."""
 
@@ -176,22 +227,26 @@ def sumatra_revoke_grant(project_id: str, principal: str) -> bool:
 # -- users -------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_get_user(username: str) -> UserInfo | None:
     """Return the user (with its password hash, never a clear password), or None."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_put_user(user: UserInfo) -> bool:
-    """Create or replace the user. Return True if it was created."""
+    """Create or replace the user. Return True if it was created.
+
+    A new user's ``created`` is ``user.created``, or now if that is empty; replacing
+    a user keeps the stored ``created`` (only the hash and ``is_admin`` change).
+    """
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_delete_user(username: str) -> bool:
     """Delete the user and every grant it holds. Return True if it existed."""
 
 
-@hookspec(firstresult=True)
+@storage_hookspec
 def sumatra_list_users() -> list[UserInfo]:
     """Return every user, ordered by username."""
 
@@ -199,7 +254,7 @@ def sumatra_list_users() -> list[UserInfo]:
 # -- sessions and personal API tokens (optional: see OPTIONAL_STORAGE_HOOKS) ---
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("sessions")
 def sumatra_bump_session_generation(username: str) -> int | None:
     """Add one to the user's ``session_generation``, atomically; return the new value.
 
@@ -209,7 +264,7 @@ def sumatra_bump_session_generation(username: str) -> int | None:
     """
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("tokens")
 def sumatra_put_token(token: TokenInfo) -> bool:
     """Store a new token (its ``secret_hash``, never a secret). Return True.
 
@@ -219,19 +274,19 @@ def sumatra_put_token(token: TokenInfo) -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("tokens")
 def sumatra_get_token(token_id: str) -> TokenInfo | None:
     """Return the token with this ``id``, or None. Called on every token-authenticated
     request: a key lookup (primary key, dict), never a scan of all tokens."""
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("tokens")
 def sumatra_list_tokens(username: str | None) -> list[TokenInfo]:
     """Return the user's tokens ordered by name; ``None``: every user's, by username
     then name (dump and copy). Empty when there are none."""
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("tokens")
 def sumatra_delete_token(username: str, name: str) -> bool:
     """Revoke (delete) the user's token ``name``. Return True if it existed.
 
@@ -239,7 +294,7 @@ def sumatra_delete_token(username: str, name: str) -> bool:
     """
 
 
-@hookspec(firstresult=True)
+@optional_storage_hookspec("tokens")
 def sumatra_touch_token(token_id: str, last_used: str) -> bool:
     """Set the token's ``last_used`` (UTC text). Return True if the token exists.
 
@@ -270,39 +325,18 @@ def sumatra_record_deleted(project_id: str, label: str) -> None:
     """Called after the transaction that deleted a record committed."""
 
 
-#: Hooks a backend must implement; start-up fails if one is missing.
-STORAGE_HOOKS = (
-    "sumatra_initialize_storage",
-    "sumatra_storage_status",
-    "sumatra_dispose_storage",
-    "sumatra_check_storage",
-    "sumatra_get_record",
-    "sumatra_put_record",
-    "sumatra_delete_record",
-    "sumatra_query_records",
-    "sumatra_most_recent_record",
-    "sumatra_delete_records_by_tag",
-    "sumatra_get_project",
-    "sumatra_put_project",
-    "sumatra_delete_project",
-    "sumatra_list_projects",
-    "sumatra_get_grants",
-    "sumatra_set_grant",
-    "sumatra_revoke_grant",
-    "sumatra_get_user",
-    "sumatra_put_user",
-    "sumatra_delete_user",
-    "sumatra_list_users",
-)
-
-#: Storage hooks a backend may lack: tokens are then unavailable (the page and the
-#: CLI say so; a token is just a wrong password) and logout bumps the session
+#: Hooks a backend must implement (the ones marked ``@storage_hookspec``, in order);
+#: start-up fails if one is missing.
+STORAGE_HOOKS = tuple(name for name, value in list(globals().items())
+                      if getattr(value, "sumatra_storage_hook", None) is True)
+#: Storage hooks a backend may lack (``@optional_storage_hookspec``), and those of each
+#: capability: without the token hooks tokens are unavailable (the page and the CLI say
+#: so; a token is just a wrong password); without ``sessions`` logout bumps the session
 #: generation through get_user/put_user. The built-in backends implement them all.
-TOKEN_HOOKS = (
-    "sumatra_put_token",
-    "sumatra_get_token",
-    "sumatra_list_tokens",
-    "sumatra_delete_token",
-    "sumatra_touch_token",
-)
-OPTIONAL_STORAGE_HOOKS = ("sumatra_bump_session_generation", *TOKEN_HOOKS)
+OPTIONAL_STORAGE_HOOKS = tuple(name for name, value in list(globals().items())
+                               if getattr(value, "sumatra_storage_hook", None) == "optional")
+CAPABILITIES: dict[str, tuple[str, ...]] = {}
+for _name in OPTIONAL_STORAGE_HOOKS:
+    _capability = globals()[_name].sumatra_capability
+    CAPABILITIES[_capability] = (*CAPABILITIES.get(_capability, ()), _name)
+TOKEN_HOOKS = CAPABILITIES["tokens"]

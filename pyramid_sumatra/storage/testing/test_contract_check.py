@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import transaction
-from contract_support import put, record
 
-from pyramid_sumatra.types import UserInfo
+from pyramid_sumatra.storage.testing.support import put, record
+from pyramid_sumatra.storage.types import UserInfo
 
 
 def test_a_store_written_through_the_hooks_is_consistent(store, project):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import transaction
-from contract_support import labels, put, record
 
-from pyramid_sumatra.types import RecordQuery
+from pyramid_sumatra.storage.testing.support import labels, put, record
+from pyramid_sumatra.storage.types import RecordQuery
 
 
 def query(store, project, **kwargs):
@@ -101,7 +101,7 @@ def test_filters(store, sample, filters, expected):
 
 
 def test_queries_stay_in_their_project(store, sample):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Other"))
@@ -196,3 +196,32 @@ def test_labels_only_answers_the_same_labels(store, sample, filters):
         if cursor is None:
             break
     assert pages == labels(full)
+
+
+def test_text_ignores_case_and_is_a_plain_substring(store, sample):
+    put(store, record(sample, "foxtrot", "2024-01-06 09:00:00", reason="50% done, x_y"),
+        record(sample, "golf", "2024-01-07 09:00:00", outcome="Été chaud"))
+    assert labels(query(store, sample, text="CALIBRATE")) == ["alpha"]
+    assert labels(query(store, sample, text="Probe")) == ["bravo", "alpha"]
+    assert labels(query(store, sample, text="%")) == ["foxtrot"], "% is no wildcard"
+    assert labels(query(store, sample, text="x_y")) == ["foxtrot"]
+    assert labels(query(store, sample, text="a_p")) == [], "_ is no wildcard"
+    assert labels(query(store, sample, text="ÉTÉ")) == ["golf"], "case of any letter"
+
+
+def test_limit_zero_counts_without_records(store, sample):
+    page = query(store, sample, limit=0)
+    assert (page.records, page.next_cursor, page.total) == ([], None, 5)
+    page = query(store, sample, limit=0, user="ann")
+    assert (page.records, page.next_cursor, page.total) == ([], None, 2)
+    page = query(store, sample, limit=0, labels_only=True)
+    assert (page.all_labels(), page.next_cursor, page.total) == ([], None, 5)
+
+
+def test_date_only_since_and_until_compare_as_text(store, sample):
+    assert labels(query(store, sample, since="2024-01-03")) == ["echo", "delta", "charlie"]
+    # A date alone sorts before that day's timestamps: until excludes the day ...
+    assert labels(query(store, sample, until="2024-01-03")) == ["bravo", "alpha"]
+    # ... so the app sends the day's last second.
+    assert labels(query(store, sample, until="2024-01-03 23:59:59")) == [
+        "delta", "charlie", "bravo", "alpha"]

@@ -1,4 +1,10 @@
-"""Filtering, ordering and paging index entries the way the SQL backend does."""
+"""Filters, order and cursors applied to in-memory index rows, the way the SQL backend does.
+
+For a backend that keeps (or loads) each project's index in memory: ``entries`` maps a
+label to its index fields, the names of :class:`~pyramid_sumatra.storage.types.StoredRecord`
+(``timestamp``, ``tags``, ``user``, ``main_file``, ``reason``, ``outcome``, ``duration``
+and the other ``SORTABLE`` ones); ``vars(stored_record)`` is such a row.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from pyramid_sumatra.cursors import decode_cursor, encode_cursor
-from pyramid_sumatra.types import SORTABLE, RecordQuery
+from pyramid_sumatra.storage.cursors import decode_cursor, encode_cursor
+from pyramid_sumatra.storage.types import SORTABLE, RecordQuery
 
 Entry = tuple[str, dict]  # (label, index entry)
 
@@ -44,7 +50,7 @@ def _matches(query: RecordQuery) -> Callable[[Entry], bool]:
     return match
 
 
-def select(entries: dict[str, dict], query: RecordQuery,
+def select_entries(entries: dict[str, dict], query: RecordQuery,
            by_time: Callable[[], list[tuple[str, str]]] | None = None
            ) -> tuple[list[Entry], str | None, int]:
     """The page of entries ``query`` asks for, the next cursor, and the total match count.
@@ -57,6 +63,9 @@ def select(entries: dict[str, dict], query: RecordQuery,
     field = query.order.lstrip("-")
     if field not in SORTABLE:
         raise ValueError(f"cannot order by {field!r}; one of {', '.join(SORTABLE)}")
+    if query.limit == 0:  # a count: no entries, no cursor
+        match = _matches(query)
+        return [], None, sum(map(match, entries.items())) if _filters(query) else len(entries)
     if by_time is not None and field == "timestamp" and not _filters(query):
         return _select_by_time(entries, by_time(), query, descending)
     value = _sort_value(field)

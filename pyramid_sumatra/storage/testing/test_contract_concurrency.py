@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import transaction
-from contract_support import record
 
-from pyramid_sumatra.types import RecordQuery, StorageConflict
+from pyramid_sumatra.storage.testing.support import record
+from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
 
 def run_threads(*targets) -> list[BaseException]:

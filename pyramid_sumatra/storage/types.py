@@ -82,12 +82,12 @@ class RecordQuery:
     """
 
     tags: list[str] | None = None  # any of these
-    text: str | None = None  # substring of label, reason or outcome
+    text: str | None = None  # substring of label, reason or outcome, ignoring case
     user: str | None = None
     main_file: str | None = None
     since: str | None = None  # inclusive, same format as StoredRecord.timestamp
-    until: str | None = None  # inclusive
-    limit: int | None = None
+    until: str | None = None  # inclusive (a date alone sorts before that day's times)
+    limit: int | None = None  # 0: count only (RecordPage.total, no records)
     cursor: str | None = None
     order: str = "-timestamp"
     with_body: bool = False

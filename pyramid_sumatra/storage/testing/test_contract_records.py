@@ -6,18 +6,17 @@ import json
 
 import pytest
 import transaction
-from conftest import DATA
-from contract_support import labels, put, record
 
 from pyramid_sumatra.records import build_stored_record, validate
-from pyramid_sumatra.types import RecordQuery, StorageConflict
+from pyramid_sumatra.storage.testing.support import EXAMPLES_DIR, labels, put, record
+from pyramid_sumatra.storage.types import RecordQuery, StorageConflict
 
-EXAMPLES = sorted(p.name for p in DATA.glob("example_*.json"))
+EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("example_*.json"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_every_example_round_trips(store, project, example):
-    doc = json.loads((DATA / example).read_text())
+    doc = json.loads((EXAMPLES_DIR / example).read_text())
     validate(doc, project, doc["label"])
     rec = build_stored_record(project, doc)
     put(store, rec)
@@ -64,7 +63,7 @@ def test_replace_updates_body_index_fields_and_tags(store, project):
     assert got.document["reason"] == "second"
     assert (got.reason, got.outcome, got.duration) == ("second", "done", 2.5)
     assert got.revision == new.revision
-    assert sorted(got.tags) == ["b", "c"]
+    assert sorted(got.tags) == ["b", "c"], "sumatra_put_record(create=False) must store the tags"
     assert labels(by_a) == [] and labels(by_c) == ["r1"]
     assert info.record_count == 1  # a replace is not a new record
 
@@ -91,7 +90,7 @@ def test_create_of_an_existing_label_conflicts_and_keeps_the_first(store, projec
 
 
 def test_same_label_in_two_projects_is_two_records(store, project):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Q"))
@@ -150,7 +149,7 @@ def test_delete_records_by_tag(store, project):
 
 
 def test_delete_by_tag_stays_in_its_project(store, project):
-    from pyramid_sumatra.types import ProjectInfo
+    from pyramid_sumatra.storage.types import ProjectInfo
 
     with transaction.manager:
         store.put_project(ProjectInfo(id="Q"))
@@ -162,7 +161,7 @@ def test_delete_by_tag_stays_in_its_project(store, project):
 
 
 def test_aborted_transaction_leaves_nothing(store, project):
-    from pyramid_sumatra.types import ProjectInfo, UserInfo
+    from pyramid_sumatra.storage.types import ProjectInfo, UserInfo
 
     put(store, record(project, "kept", reason="before"))
 
@@ -234,3 +233,55 @@ def test_nul_characters_never_reach_storage(doc, field):
                                    "reason": "\\u0000"})
     assert json.loads(ok.body)["reason"] == "\\u0000"
 
+
+
+def test_tags_are_stored_once_and_read_sorted(store, project):
+    rec = record(project, "r1")
+    rec.tags = ["b", "a", "b"]  # the app never sends duplicates; a backend copes anyway
+    put(store, rec)
+    with transaction.manager:
+        assert store.get_record(project, "r1").tags == ["a", "b"], \
+            "sumatra_get_record must return the tags once each, sorted"
+        page = store.query_records(project, RecordQuery(tags=["b"]))
+        assert labels(page) == ["r1"] and page.total == 1
+        assert page.records[0].tags == ["a", "b"], "sumatra_query_records: tags once, sorted"
+
+
+def test_a_record_for_a_missing_project_conflicts_and_stores_nothing(store):
+    with pytest.raises(StorageConflict), transaction.manager:
+        store.put_record(record("Missing", "r1"), create=True)
+    with transaction.manager:
+        assert store.get_record("Missing", "r1") is None
+        assert store.get_project("Missing") is None
+
+
+class _FailingVote:
+    """Another resource of the transaction whose vote fails, before the backend votes."""
+
+    def __init__(self):
+        self.transaction_manager = transaction.manager
+
+    def sortKey(self) -> str:
+        return "!"  # sorts first: backends must not have made anything durable yet
+
+    def tpc_vote(self, txn):
+        raise StorageConflict("another resource lost a race")
+
+    def abort(self, txn): pass
+    def tpc_begin(self, txn): pass
+    def commit(self, txn): pass
+    def tpc_finish(self, txn): pass
+    def tpc_abort(self, txn): pass
+
+
+def test_nothing_is_durable_before_the_vote(store, project):
+    """Joined as the hookspecs say: nothing persists in tpc_begin or commit."""
+    put(store, record(project, "kept"))
+    with pytest.raises(StorageConflict), transaction.manager:
+        store.put_record(record(project, "new"), create=True)
+        store.delete_record(project, "kept")
+        transaction.get().join(_FailingVote())
+    with transaction.manager:
+        assert store.get_record(project, "new") is None
+        assert store.get_record(project, "kept") is not None
+        assert store.get_project(project).record_count == 1

@@ -9,9 +9,9 @@ from typing import Any
 
 import pluggy
 
+from ..passwords import BuiltinAuthenticator
 from . import hookspecs
 from .hookspecs import PROJECT_NAME, STORAGE_HOOKS
-from .passwords import BuiltinAuthenticator
 
 BACKEND_GROUP = "pyramid_sumatra.backends"
 PLUGIN_GROUP = "pyramid_sumatra.plugins"

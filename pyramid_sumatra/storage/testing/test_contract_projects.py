@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import transaction
-from contract_support import put, record
 
-from pyramid_sumatra.types import ProjectInfo, RecordQuery, UserInfo
+from pyramid_sumatra.storage.testing.support import put, record
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?$")  # UTC
 
@@ -156,3 +157,24 @@ def test_delete_user_removes_its_grants(store, project):
         assert store.get_grants(project) == {"bob": "read"}
         assert ids(store.list_projects(["alice"])) == []
         assert [u.username for u in store.list_users()] == ["bob"]
+
+
+def test_put_user_keeps_created_when_replacing(store):
+    with transaction.manager:
+        assert store.put_user(UserInfo(username="u", password_hash="h1",
+                                       created="2020-01-01 00:00:00")) is True
+        assert store.put_user(UserInfo(username="v", password_hash="h")) is True
+    with transaction.manager:
+        assert store.put_user(UserInfo(username="u", password_hash="h2", is_admin=True,
+                                       created="2030-01-01 00:00:00")) is False
+    with transaction.manager:
+        u, v = store.get_user("u"), store.get_user("v")
+    assert (u.password_hash, u.is_admin, u.created) == ("h2", True, "2020-01-01 00:00:00")
+    assert STAMP.match(v.created), "a new user without created gets now"
+
+
+def test_a_grant_on_a_missing_project_conflicts(store):
+    with pytest.raises(StorageConflict), transaction.manager:
+        store.set_grant("Missing", "anonymous", "read")
+    with transaction.manager:
+        assert store.get_grants("Missing") == {}

@@ -1,4 +1,8 @@
-"""The contract suite covers every storage hook, and every hook is documented."""
+"""The contract suite covers every storage hook, and every hook is documented.
+
+That each hook was also *called* for the backend under test is checked when the
+session finishes (see :mod:`pyramid_sumatra.storage.testing`), whatever the order.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,8 @@ import inspect
 import re
 from pathlib import Path
 
-import pytest
-from conftest import CALLED_HOOKS
-
-from pyramid_sumatra import hookspecs
-from pyramid_sumatra.hookspecs import OPTIONAL_STORAGE_HOOKS, STORAGE_HOOKS
-from pyramid_sumatra.storage import Storage
+from pyramid_sumatra.storage import Storage, hookspecs
+from pyramid_sumatra.storage.hookspecs import OPTIONAL_STORAGE_HOOKS, STORAGE_HOOKS
 
 HERE = Path(__file__).parent
 #: The optional hooks too: every built-in backend implements them.
@@ -44,17 +44,3 @@ def test_every_storage_hook_has_a_facade_method_used_by_the_suite():
             "STORAGE_HOOKS", "")
         assert used, f"the contract suite never calls Storage.{methods[hook]} ({hook})"
 
-
-def test_every_storage_hook_was_called(request, backend_name):
-    """After the whole suite ran for this backend (this module sorts last), each hook was called."""
-    others = {p.name for p in HERE.glob("test_contract_*.py")} - {Path(__file__).name}
-    ran = {Path(str(item.fspath)).name for item in request.session.items
-           if getattr(item, "callspec", None)
-           and item.callspec.params.get("backend_name") == backend_name}
-    if not others <= ran:
-        pytest.skip("checks what was called only when the whole contract suite runs")
-    called = CALLED_HOOKS.get(backend_name, set())
-    if not called:
-        pytest.skip(f"no contract test ran for {backend_name}")
-    missing = sorted(set(ALL_HOOKS) - called)
-    assert missing == [], f"hooks never called for {backend_name}: {missing}"

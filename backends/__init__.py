@@ -1,0 +1,1 @@
+"""The built-in storage backends, installed as ``pyramid_sumatra_backends``."""

@@ -1,0 +1,25 @@
+"""The contract suite shipped in pyramid_sumatra.storage.testing, collected here so that it
+runs on every backend of tests/conftest.py (``--backends`` narrows them)."""
+
+import pytest
+
+from pyramid_sumatra.storage.hookspecs import OPTIONAL_STORAGE_HOOKS
+from pyramid_sumatra.storage.testing import suite_namespace
+
+globals().update(suite_namespace())
+
+
+# The suite's backend is tests/conftest.py's parametrised one.
+@pytest.fixture
+def sumatra_backend_name(backend_name: str) -> str:
+    return backend_name
+
+
+@pytest.fixture
+def sumatra_settings(app_settings: dict) -> dict:
+    return app_settings
+
+
+def test_the_built_in_backends_have_every_capability(store):
+    """The optional hooks (tokens, sessions) are optional for plugins, not for ours."""
+    assert [hook for hook in OPTIONAL_STORAGE_HOOKS if not store.implements(hook)] == []
