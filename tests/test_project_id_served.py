@@ -71,3 +71,12 @@ def test_an_update_keeps_serving_project_id(testapp):
     put(testapp, "Pid", doc)
     updated = put(testapp, "Pid", {**doc, "outcome": "better"}, status=200)
     assert updated.json["project_id"] == "Pid" and updated.json["outcome"] == "better"
+
+
+def test_a_null_project_id_is_served_as_the_project(testapp, wsgi_app):
+    doc = {**without_project_id("r4"), "project_id": None}
+    put(testapp, "Pid", doc)
+    assert get(testapp, "/Pid/r4/", V4.format("record")).json == {**doc, "project_id": "Pid"}
+    with transaction.manager:
+        stored = wsgi_app.registry["sumatra.storage"].get_record("Pid", "r4")
+    assert stored.document["project_id"] is None  # stored as sent
