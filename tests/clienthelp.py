@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import basic, load_example, served
+from conftest import basic, load_example, served, unavailable
 from sumatra.recordstore import serialization
 
 ACCEPT_JSON = "application/json"
@@ -115,6 +115,22 @@ def make_git_project(repo: Path, env: dict[str, str]) -> str:
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "a small analysis"]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
     return git_head(repo, env)
+
+
+def smt_workspace(tmp_path: Path) -> tuple[Path, dict[str, str], str]:
+    """(repo, env, commit id): a committed git working copy for smt and an isolated HOME;
+    a missing smt or GitPython fails under CI, skips elsewhere."""
+    if not Path(sys.executable).with_name("smt").exists():
+        unavailable("the smt command (PyPI sumatra) is not installed in this environment")
+    try:
+        import git  # noqa: F401  (smt reads the working copy through GitPython)
+    except ImportError:
+        unavailable("smt needs GitPython to record a git working copy: pip install sumatra[git]")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = smt_env(home)
+    repo = tmp_path / "repo"
+    return repo, env, make_git_project(repo, env)
 
 
 def git_head(repo: Path, env: dict[str, str]) -> str:

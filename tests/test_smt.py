@@ -16,29 +16,18 @@ from pathlib import Path
 import pytest
 from clienthelp import (
     Smt,
-    make_git_project,
     record_labels,
     server_json,
     server_status,
-    smt_env,
+    smt_workspace,
 )
-from conftest import unavailable, unique
+from conftest import unique
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> tuple[Path, dict[str, str], str]:
     """(repo, env, commit id): a committed git working copy and an isolated HOME."""
-    if not Path(sys.executable).with_name("smt").exists():
-        unavailable("the smt command (PyPI sumatra) is not installed in this environment")
-    try:
-        import git  # noqa: F401  (smt reads the working copy through GitPython)
-    except ImportError:
-        unavailable("smt needs GitPython to record a git working copy: pip install sumatra[git]")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = smt_env(home)
-    repo = tmp_path / "repo"
-    return repo, env, make_git_project(repo, env)
+    return smt_workspace(tmp_path)
 
 
 @pytest.fixture

@@ -12,25 +12,15 @@ from pathlib import Path
 
 import pytest
 import transaction
-from clienthelp import Smt, make_git_project, record_labels, server_json, smt_env
-from conftest import unavailable, unique
+from clienthelp import Smt, record_labels, server_json, smt_workspace
+from conftest import unique
 
 from pyramid_sumatra.services import tokens
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    if not Path(sys.executable).with_name("smt").exists():
-        unavailable("the smt command (PyPI sumatra) is not installed in this environment")
-    try:
-        import git  # noqa: F401  (smt reads the working copy through GitPython)
-    except ImportError:
-        unavailable("smt needs GitPython to record a git working copy: pip install sumatra[git]")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = smt_env(home)
-    path = tmp_path / "repo"
-    make_git_project(path, env)
+    path, env, _ = smt_workspace(tmp_path)
     return path, env
 
 
