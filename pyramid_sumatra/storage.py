@@ -7,6 +7,7 @@ from typing import Any
 import pluggy
 import transaction
 
+from .auth.external import ExternalIdentity
 from .hookspecs import TOKEN_HOOKS
 from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
 
@@ -138,6 +139,10 @@ class Storage:
 
     def authenticate(self, username: str, password: str) -> bool:
         return bool(self.hook.sumatra_authenticate(username=username, password=password))
+
+    def external_identity(self, username: str) -> ExternalIdentity | None:
+        """What an identity source knows of ``username`` (None: not an external user)."""
+        return self.hook.sumatra_external_identity(username=username)
 
     @staticmethod
     def _after_commit(hook, **kwargs) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..auth.external import EXTERNAL_PASSWORD, ExternalIdentity
 from ..passwords import hash_password
 from ..sessions import end_sessions
 from ..storage import Storage
@@ -53,6 +54,25 @@ def set_password(storage: Storage, username: str, password: str) -> None:
     user.password_hash = hash_password(password)
     storage.put_user(user)
     end_sessions(storage, username)
+
+
+def ensure_external_user(storage: Storage, identity: ExternalIdentity) -> UserInfo:
+    """The local user of someone who logged in elsewhere: added at first login (no usable
+    password, marked with its source), display name and mail kept current. A local
+    user of that name is left alone (never turned into someone else's account)."""
+    problem = username_problem(identity.username)
+    if problem or identity.username == ANONYMOUS:
+        raise InvalidInput("username", problem or f"{ANONYMOUS!r} is reserved")
+    display_name, email = identity.display_name[:200], identity.email[:200]
+    user = storage.get_user(identity.username)
+    if user is None:
+        user = UserInfo(username=identity.username, password_hash=EXTERNAL_PASSWORD,
+                        source=identity.source[:16], display_name=display_name, email=email)
+        storage.put_user(user)
+    elif user.source and (user.display_name, user.email) != (display_name, email):
+        user.display_name, user.email = display_name, email
+        storage.put_user(user)
+    return user
 
 
 def delete_user(storage: Storage, username: str) -> None:

@@ -10,6 +10,7 @@ from pyramid.request import Request
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
+from ..auth.groups import after_login
 from ..limits import authenticate
 from ..usernames import username_problem
 
@@ -40,7 +41,8 @@ def login(request: Request):
     password = request.POST.get("password", "")
     target = safe_next(request, request.POST.get("next"))
     if username and authenticate(request, username, password):  # throttled per username
-        headers = remember(request, username)
+        # A directory user's first login adds it; its groups go into the session.
+        headers = remember(request, username, groups=after_login(request.storage, username))
         new_csrf_token(request)
         return HTTPSeeOther(location=target, headers=headers)
     request.response.status_int = 400
