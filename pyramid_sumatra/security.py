@@ -142,13 +142,14 @@ class SecurityPolicy:
         return allowed
 
     def remember(self, request: Request, userid: str, groups: tuple[str, ...] = (),
-                 **kw) -> list:
-        """Start a session; ``groups``: the user's groups as its source reported them."""
+                 groups_seconds: float | None = None, **kw) -> list:
+        """Start a session; ``groups``: the user's groups as its source reported them,
+        trusted for ``groups_seconds`` (default: sumatra.groups_refresh_seconds)."""
         request.session.invalidate()  # new session on login: no fixation
         user = request.storage.get_user(userid)
         request.session[SESSION_USER_KEY] = userid
         request.session[SESSION_STAMP_KEY] = stamp(user) if user else ""
-        remember_groups(request, groups)
+        remember_groups(request, groups, groups_seconds)
         return []
 
     def forget(self, request: Request, **kw) -> list:

@@ -33,4 +33,6 @@ def current_groups(storage: Storage, user: UserInfo) -> tuple[str, ...] | None:
     if not user.source:
         return ()
     identity = storage.external_identity(user.username)
-    return None if identity is None else identity.groups
+    if identity is None or identity.source != user.source:  # another source's namesake
+        return None
+    return identity.groups

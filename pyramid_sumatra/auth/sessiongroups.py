@@ -20,9 +20,12 @@ def refresh_seconds(request: Request) -> float:
     return float(request.registry.settings.get(REFRESH_SETTING, DEFAULT_REFRESH))
 
 
-def remember_groups(request: Request, groups: tuple[str, ...]) -> None:
+def remember_groups(request: Request, groups: tuple[str, ...],
+                    seconds: float | None = None) -> None:
+    """Keep ``groups`` in the session for ``seconds`` (default: the refresh time)."""
     request.session[GROUPS_KEY] = list(usable_groups(groups))
-    request.session[GROUPS_UNTIL_KEY] = time.time() + refresh_seconds(request)
+    request.session[GROUPS_UNTIL_KEY] = time.time() + (
+        refresh_seconds(request) if seconds is None else seconds)
 
 
 def session_groups(request: Request, user: UserInfo) -> tuple[str, ...] | None:

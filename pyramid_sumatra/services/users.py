@@ -58,8 +58,8 @@ def set_password(storage: Storage, username: str, password: str) -> None:
 
 def ensure_external_user(storage: Storage, identity: ExternalIdentity) -> UserInfo:
     """The local user of someone who logged in elsewhere: added at first login (no usable
-    password, marked with its source), display name and mail kept current. A local
-    user of that name is left alone (never turned into someone else's account)."""
+    password, marked with its source), display name and mail kept current. A user of
+    that name from elsewhere (local, another source) is never taken over: Conflict."""
     problem = username_problem(identity.username)
     if problem or identity.username == ANONYMOUS:
         raise InvalidInput("username", problem or f"{ANONYMOUS!r} is reserved")
@@ -69,7 +69,10 @@ def ensure_external_user(storage: Storage, identity: ExternalIdentity) -> UserIn
         user = UserInfo(username=identity.username, password_hash=EXTERNAL_PASSWORD,
                         source=identity.source[:16], display_name=display_name, email=email)
         storage.put_user(user)
-    elif user.source and (user.display_name, user.email) != (display_name, email):
+    elif user.source != identity.source:
+        raise Conflict(f"a {user.source or 'local'} user named {identity.username!r} exists; "
+                       "an administrator must rename or remove it first")
+    elif (user.display_name, user.email) != (display_name, email):
         user.display_name, user.email = display_name, email
         storage.put_user(user)
     return user

@@ -53,8 +53,14 @@ def login(request: Request):
 
 @view_config(route_name="logout", request_method="POST")
 def logout(request: Request):
+    from .oidc import VIA_KEY, provider_logout_url
+
+    via_provider = request.session.get(VIA_KEY) == "oidc"
     headers = forget(request)
-    return HTTPSeeOther(location=request.resource_url(request.root), headers=headers)
+    home = request.resource_url(request.root)
+    # An OpenID session also ends at the provider (else its login page lets them back in).
+    target = provider_logout_url(request, home) if via_provider else None
+    return HTTPSeeOther(location=target or home, headers=headers)
 
 
 def includeme(config) -> None:
