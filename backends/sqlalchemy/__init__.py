@@ -310,7 +310,8 @@ class SqlAlchemyBackend:
                   delete(record_tags).where(record_tags.c.record_id.in_(orphan_tags)))
         known = select(users.c.username)
         for pid, principal in db.execute(select(grants.c.project_id, grants.c.principal).where(
-                grants.c.principal != ANONYMOUS, ~grants.c.principal.in_(known))):
+                grants.c.principal != ANONYMOUS, ~grants.c.principal.in_(known),
+                ~grants.c.principal.startswith("group:"))):  # groups live in the directory
             found(f"project {pid!r}: grant to unknown user {principal!r}",
                   delete(grants).where(grants.c.project_id == pid,
                                        grants.c.principal == principal))
