@@ -71,8 +71,38 @@ def ldif() -> str:
     return "\n".join(out)
 
 
+def self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key): the directory's, and the test's CA."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 class Slapd:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, tls: bool = False):
         if not shutil.which("slapd", path="/usr/sbin:/usr/bin") or \
                 not Path("/usr/lib/ldap/back_mdb.so").exists():
             unavailable("OpenLDAP slapd is not installed (apt-get install slapd ldap-utils)")
@@ -82,8 +112,16 @@ class Slapd:
         self.proc: subprocess.Popen | None = None
         (root / "db").mkdir(parents=True)
         self.conf = root / "slapd.conf"
-        self.conf.write_text(CONF.format(dir=root, base=BASE, admin=ADMIN_DN,
-                                         admin_pw=ADMIN_PW, service=SERVICE_DN))
+        conf = CONF.format(dir=root, base=BASE, admin=ADMIN_DN, admin_pw=ADMIN_PW,
+                           service=SERVICE_DN)
+        self.urls = [self.url]
+        self.cert: Path | None = None
+        if tls:  # StartTLS on the ldap:// port, and an ldaps:// port
+            self.cert, key = self_signed(root)
+            conf = f"TLSCertificateFile {self.cert}\nTLSCertificateKeyFile {key}\n" + conf
+            self.ldaps_url = f"ldaps://127.0.0.1:{free_port()}"
+            self.urls.append(self.ldaps_url)
+        self.conf.write_text(conf)
         data = root / "data.ldif"
         data.write_text(ldif())
         subprocess.run(["/usr/sbin/slapadd", "-f", str(self.conf), "-l", str(data)],
@@ -91,7 +129,8 @@ class Slapd:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["/usr/sbin/slapd", "-f", str(self.conf), "-h", f"{self.url}/", "-d", "0"],
+            ["/usr/sbin/slapd", "-f", str(self.conf), "-h", " ".join(f"{u}/" for u in self.urls),
+             "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

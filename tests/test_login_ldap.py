@@ -13,7 +13,7 @@ from conftest import basic, unique
 from ldapserver import Slapd
 
 import pyramid_sumatra
-from pyramid_sumatra.auth.external import EXTERNAL_PASSWORD
+from pyramid_sumatra.auth.external import EXTERNAL_PASSWORD, DirectoryUnavailable
 from pyramid_sumatra.auth.ldap import Directory, LdapSettings
 from pyramid_sumatra.auth.settings import ConfigError
 from pyramid_sumatra.services import projects as project_service
@@ -211,3 +211,33 @@ def test_a_missing_or_wrong_setting_stops_start_up_with_its_name(app_settings, c
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
         pyramid_sumatra.main({}, **{**app_settings, **change})
 
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(tmp_path_factory):
+    server = Slapd(tmp_path_factory.mktemp("tls-slapd"), tls=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("transport", ["starttls", "ldaps"])
+def test_starttls_and_ldaps_verify_the_directory_certificate(tls_slapd, monkeypatch,
+                                                             transport, tmp_path):
+    from pyramid_sumatra.auth.ldap import LdapAuthenticator
+
+    monkeypatch.setenv("TEST_LDAP_READER_PASSWORD", "reader-secret")
+    tls = ({"sumatra.ldap.starttls": "true"} if transport == "starttls"
+           else {"sumatra.ldap.url": tls_slapd.ldaps_url})
+    settings = tls_slapd.settings(**tls, **{"sumatra.ldap.ca_file": str(tls_slapd.cert)})
+    plugin = LdapAuthenticator(LdapSettings.from_settings(settings))
+    assert plugin.sumatra_authenticate("ada", "ada-pw") is True
+    assert plugin.sumatra_authenticate("ada", "wrong") is False
+    # A certificate the configured CA did not sign: no password goes over that connection.
+    from ldapserver import self_signed
+
+    other_ca, _ = self_signed(tmp_path)
+    distrust = LdapAuthenticator(LdapSettings.from_settings(
+        {**settings, "sumatra.ldap.ca_file": str(other_ca)}))
+    with pytest.raises(DirectoryUnavailable):
+        distrust.sumatra_authenticate("ada", "ada-pw")
