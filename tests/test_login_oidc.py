@@ -122,7 +122,7 @@ def test_a_username_the_server_cannot_take_is_400(testapp):
 
 def test_rotated_provider_keys_are_fetched(testapp, provider, lab):
     oidc_login(testapp, "carol")
-    provider.rotate("key-rotated")  # the old key is gone from the JWKS
+    provider.rotate(unique("key-"))  # the old key is gone from the JWKS
     time.sleep(1.1)  # jwks_refetch_seconds = 1
     fresh = type(testapp)(testapp.app)
     oidc_login(fresh, "carol")
