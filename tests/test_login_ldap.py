@@ -241,3 +241,21 @@ def test_starttls_and_ldaps_verify_the_directory_certificate(tls_slapd, monkeypa
         {**settings, "sumatra.ldap.ca_file": str(other_ca)}))
     with pytest.raises(DirectoryUnavailable):
         distrust.sumatra_authenticate("ada", "ada-pw")
+
+
+def test_api_token_requests_read_the_directory_once_per_cache_time(testapp, storage, lab,
+                                                                   monkeypatch):
+    from pyramid_sumatra.services import tokens
+
+    testapp.get(f"/{lab}/", headers=pw("ada"))  # ada's first login adds her
+    with transaction.manager:
+        secret = tokens.create(storage, "ada", "sweep")[1]
+    plugin = ldap_plugin(testapp)
+    plugin.cache._entries.clear()  # as if the password bind were long ago
+    reads = []
+    real = plugin.directory.identity
+    monkeypatch.setattr(plugin.directory, "identity",
+                        lambda *a: reads.append(a) or real(*a))
+    for _ in range(20):
+        assert testapp.get(f"/{lab}/", headers=basic("ada", secret)).json["id"] == lab
+    assert len(reads) == 1  # the group grant holds for the token, read once

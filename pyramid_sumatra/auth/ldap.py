@@ -115,6 +115,7 @@ class BindCache:
         self.size = size
         self._key = os.urandom(32)
         self._entries: dict[str, tuple[bytes, float, ExternalIdentity]] = {}
+        self._read: dict[str, tuple[float, ExternalIdentity]] = {}
         self._lock = threading.Lock()
 
     def _digest(self, password: str) -> bytes:
@@ -128,9 +129,22 @@ class BindCache:
         return entry[2] if hmac.compare_digest(entry[0], self._digest(password)) else None
 
     def identity(self, username: str) -> ExternalIdentity | None:
-        """The identity of the last verified bind, while fresh (any password)."""
+        """The identity of the last verified bind or refresh, while fresh (any password)."""
+        now = time.monotonic()
         entry = self._entries.get(username)
-        return entry[2] if entry and entry[1] >= time.monotonic() else None
+        if entry and entry[1] >= now:
+            return entry[2]
+        read = self._read.get(username)
+        return read[1] if read and read[0] >= now else None
+
+    def add_identity(self, username: str, identity: ExternalIdentity) -> None:
+        """A refresh read without a password (sessions, API tokens): reused for ``ttl``."""
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._read) >= self.size:
+                self._read.clear()
+            self._read[username] = (time.monotonic() + self.ttl, identity)
 
     def add(self, username: str, password: str, identity: ExternalIdentity) -> None:
         if self.ttl <= 0:
@@ -328,11 +342,12 @@ class LdapAuthenticator:
             return None
         try:  # refresh (sessions, tokens): groups as the directory has them now
             dn = self.directory.find_user_dn(username)
-            if dn is None:
-                return None
-            return self.directory.identity(username, dn)
+            identity = None if dn is None else self.directory.identity(username, dn)
         except (LDAPException, OSError) as exc:
             raise self._unavailable(exc) from None
+        if identity is not None:
+            self.cache.add_identity(username, identity)
+        return identity
 
 
 def create_plugin(settings: dict[str, Any]) -> LdapAuthenticator:
