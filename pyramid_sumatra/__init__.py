@@ -34,6 +34,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # Failed logins per username before 429 + Retry-After; the longest wait (seconds).
     "sumatra.login_max_failures": "5",
     "sumatra.login_lockout_max": "300",
+    # Directory / OpenID groups are asked again after this many seconds (auth/groups.py).
+    "sumatra.groups_refresh_seconds": "300",
     "retry.attempts": "5",
     # pyramid_tm would ask for the user outside the error views (a 401 became a 500).
     "tm.annotate_user": "false",

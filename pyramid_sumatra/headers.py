@@ -40,6 +40,11 @@ HSTS = "max-age=31536000"
 
 def security_headers_tween_factory(handler: Callable, registry) -> Callable:
     headers = dict(SECURITY_HEADERS)
+    issuer = registry.settings.get("sumatra.oidc.issuer")
+    if issuer:  # the log-out form continues at the OpenID provider (form-action covers it)
+        origin = "/".join(str(issuer).split("/")[:3])
+        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", f"form-action 'self' {origin}")
     if asbool(registry.settings.get("sumatra.secure_cookies")):
         headers["Strict-Transport-Security"] = HSTS
 

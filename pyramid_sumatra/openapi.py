@@ -413,6 +413,25 @@ def _paths() -> dict[str, Any]:
                 "responses": {"303": {"description": "Logged in: to ?next= (this site only)."},
                               **_errors()}},
         },
+        "/_login/oidc": {"get": {
+            "summary": "Log in with the OpenID Connect provider (when configured): a redirect "
+                       "there, with state, nonce and a PKCE challenge kept in the session",
+            "tags": ["browser"], "security": [],
+            "parameters": [{"name": "next", "in": "query", "required": False,
+                            "schema": {"type": "string", "maxLength": 2000}}],
+            "responses": {"303": {"description": "To the provider's login page."},
+                          **_errors("404", "503")}}},
+        "/_login/oidc/callback": {"get": {
+            "summary": "Where the provider sends the browser back: checks the state (once), "
+                       "exchanges the code, validates the ID token, starts the session",
+            "tags": ["browser"], "security": [],
+            "parameters": [{"name": n, "in": "query", "required": False,
+                            "schema": {"type": "string", "maxLength": 4096}}
+                           for n in ("code", "state", "error")],
+            "responses": {"303": {"description": "Logged in: to the page the login began on."},
+                          "409": {"description": "A local (or directory) user of that "
+                                                  "name exists: never taken over."},
+                          **_errors("401", "404", "503")}}},
         "/_logout": {"post": {
             "summary": "Log out (form with csrf_token)", "tags": ["browser"], "security": [],
             "responses": {"303": {"description": "Logged out."}, **_errors()}}},

@@ -63,23 +63,34 @@ class VerifiedCache:
 
 
 class BuiltinAuthenticator:
-    """Checks the password hash stored by the backend; runs after any institution plugin."""
+    """Checks the password hash stored by the backend.
+
+    A local user (a real hash) is decided here before any institution plugin is asked:
+    a directory entry of the same name cannot take the account over, and local users
+    log in while the directory is down. Others (unknown, or external users, whose hash
+    matches nothing) are left to the plugins, then refused last.
+    """
 
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self.cache = VerifiedCache()
 
-    @hookimpl(trylast=True)
-    def sumatra_authenticate(self, username: str, password: str) -> bool:
+    @hookimpl(tryfirst=True)
+    def sumatra_authenticate(self, username: str, password: str) -> bool | None:
         user = self.pm.hook.sumatra_get_user(username=username)
-        if user is None:
-            check_password(_DUMMY_HASH, password)  # same cost as a real miss
-            return False
+        if user is None or user.source or user.password_hash.startswith("!"):
+            return None  # not a local password: the institution's plugins, then refuse()
         if self.cache.hit(username, user.password_hash, password):
             return True
         if check_password(user.password_hash, password):
             self.cache.add(username, user.password_hash, password)
             return True
+        return False
+
+    @hookimpl(trylast=True, specname="sumatra_authenticate")
+    def refuse(self, username: str, password: str) -> bool:
+        """No plugin knew the user: refused, at the cost of a real miss (no timing hint)."""
+        check_password(_DUMMY_HASH, password)
         return False
 
 

@@ -24,3 +24,9 @@ CREATOR_ROLE = "admin"
 
 def user_principal(username: str) -> str:
     return f"user:{username}"
+
+
+def grant_principal(grantee: str) -> str:
+    """The ACL principal of a stored grant: ``group:NAME`` as it is, a username as
+    ``user:NAME`` (a username cannot contain ':', so the two never meet)."""
+    return grantee if grantee.startswith("group:") else user_principal(grantee)

@@ -10,7 +10,15 @@ from pyramid.authorization import ALL_PERMISSIONS, DENY_ALL, Allow, Authenticate
 from pyramid.decorator import reify
 from pyramid.request import Request
 
-from .permissions import CREATE, EDIT, MANAGE, ROLE_PERMISSIONS, SERVER_ADMIN, VIEW, user_principal
+from .permissions import (
+    CREATE,
+    EDIT,
+    MANAGE,
+    ROLE_PERMISSIONS,
+    SERVER_ADMIN,
+    VIEW,
+    grant_principal,
+)
 from .records import name_problem
 from .storage import Storage
 from .storage.types import ANONYMOUS, ProjectInfo, StoredRecord
@@ -93,7 +101,7 @@ class Project(Resource):
             if principal == ANONYMOUS:
                 acl.append((Allow, Everyone, VIEW))  # public: anyone reads, nobody else writes
             else:
-                acl.append((Allow, user_principal(principal), ROLE_PERMISSIONS.get(role, ())))
+                acl.append((Allow, grant_principal(principal), ROLE_PERMISSIONS.get(role, ())))
         acl.append(DENY_ALL)
         return acl
 

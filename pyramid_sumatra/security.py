@@ -12,6 +12,9 @@ from pyramid.httpexceptions import HTTPUnauthorized
 from pyramid.request import Request
 from pyramid.security import Denied
 
+from .auth.external import group_principal
+from .auth.groups import after_login, current_groups
+from .auth.sessiongroups import remember_groups, session_groups
 from .limits import authenticate, throttled
 from .permissions import SERVER_ADMIN, user_principal
 from .resources import Project
@@ -30,6 +33,8 @@ class Identity:
     is_admin: bool
     via: str  # "basic" (a password), "token" (an API token as the Basic password), "session"
     token: TokenInfo | None = None
+    #: Directory or OpenID groups (auth/groups.py): ``group:NAME`` principals.
+    groups: tuple[str, ...] = ()
 
 
 def unauthorized(detail: str) -> HTTPUnauthorized:
@@ -85,7 +90,11 @@ class SecurityPolicy:
             if user is None or session.get(SESSION_STAMP_KEY) != stamp(user):
                 session.invalidate()
                 return None
-            return Identity(user.username, user.is_admin, "session")
+            groups = session_groups(request, user)
+            if groups is None:  # an external user its source no longer knows: log in again
+                session.invalidate()
+                return None
+            return Identity(user.username, user.is_admin, "session", groups=groups)
         return None
 
     @staticmethod
@@ -100,12 +109,14 @@ class SecurityPolicy:
             user = storage.get_user(username)
             if user is None:
                 raise unauthorized("wrong username or token")
-            return Identity(username, user.is_admin, "token", token)
+            return Identity(username, user.is_admin, "token", token,
+                            groups=current_groups(storage, user) or ())
         if not authenticate(request, username, password):  # throttled per username
             # A wrong password is 401 even where anonymous could read.
             raise unauthorized("wrong username or password")
+        groups = after_login(storage, username)  # an external user's first login adds it
         user = storage.get_user(username)
-        return Identity(username, bool(user and user.is_admin), "basic")
+        return Identity(username, bool(user and user.is_admin), "basic", groups=groups)
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = self.identity(request)
@@ -118,6 +129,7 @@ class SecurityPolicy:
             principals += [Authenticated, user_principal(identity.username)]
             if identity.is_admin:
                 principals.append(SERVER_ADMIN)
+            principals += [group_principal(g) for g in identity.groups]
         return principals
 
     def permits(self, request: Request, context, permission: str):
@@ -129,11 +141,15 @@ class SecurityPolicy:
                           f"{permission} here")
         return allowed
 
-    def remember(self, request: Request, userid: str, **kw) -> list:
+    def remember(self, request: Request, userid: str, groups: tuple[str, ...] = (),
+                 groups_seconds: float | None = None, **kw) -> list:
+        """Start a session; ``groups``: the user's groups as its source reported them,
+        trusted for ``groups_seconds`` (default: sumatra.groups_refresh_seconds)."""
         request.session.invalidate()  # new session on login: no fixation
         user = request.storage.get_user(userid)
         request.session[SESSION_USER_KEY] = userid
         request.session[SESSION_STAMP_KEY] = stamp(user) if user else ""
+        remember_groups(request, groups, groups_seconds)
         return []
 
     def forget(self, request: Request, **kw) -> list:

@@ -175,6 +175,7 @@ def test_0004_adds_session_generations_and_tokens_keeping_data(engine, url):
     migrate.upgrade(engine, "0003")
     insert_0001_data(engine)
     assert migrate.upgrade(engine, "0004") == "0004"
+    migrate.upgrade(engine)  # the storage code below is head's (0007 added user columns)
     store = storage_for(url)
     try:
         with transaction.manager:
@@ -194,3 +195,29 @@ def test_0004_adds_session_generations_and_tokens_keeping_data(engine, url):
             "users")}
         assert conn.execute(sa.text("SELECT password_hash FROM users")).scalar() == \
             "$argon2id$x"
+
+
+def test_0007_adds_external_user_columns_keeping_users_local(engine, url):
+    from alembic import command
+
+    from pyramid_sumatra.storage.types import UserInfo
+
+    migrate.upgrade(engine, "0004")
+    insert_0001_data(engine)
+    assert migrate.upgrade(engine, "0007") == "0007"
+    store = storage_for(url)
+    try:
+        with transaction.manager:
+            alice = store.get_user("alice")
+            assert (alice.source, alice.display_name, alice.email) == ("", "", "")
+            store.put_user(UserInfo(username="ada", password_hash="!external", source="ldap",
+                                    display_name="Ada Lovelace", email="ada@example.org"))
+        with transaction.manager:
+            assert store.get_user("ada").display_name == "Ada Lovelace"
+    finally:
+        store.dispose()
+    assert_data_preserved(url)
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0004")
+    with engine.connect() as conn:
+        assert "source" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}

@@ -133,7 +133,9 @@ def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] 
         doc["record_count"] = len(actual)
     grants = doc.setdefault("grants", {})
     for principal in sorted(grants) if users is not None else ():
-        if principal != ANONYMOUS and principal not in users:
+        # group:NAME grants name a directory group, not a user
+        if principal != ANONYMOUS and principal not in users and \
+                not principal.startswith("group:"):
             if report.problem(f"{where}: grant to unknown user {principal!r}"):
                 del grants[principal]
                 changed = True

@@ -148,12 +148,17 @@ def to_project(doc: dict) -> ProjectInfo:
 
 def users_doc(users: dict[str, UserInfo]) -> dict[str, Any]:
     return {name: {"password_hash": u.password_hash, "is_admin": u.is_admin,
-                   "created": u.created, "session_generation": u.session_generation}
+                   "created": u.created, "session_generation": u.session_generation,
+                   # external users only (auth/): local users' entries stay as they were
+                   **({"source": u.source, "display_name": u.display_name,
+                       "email": u.email} if u.source else {})}
             for name, u in sorted(users.items())}
 
 
 def to_users(doc: dict | None) -> dict[str, UserInfo]:
     return {name: UserInfo(username=name, password_hash=v["password_hash"],
                            is_admin=bool(v.get("is_admin")), created=v.get("created", ""),
-                           session_generation=int(v.get("session_generation", 0)))
+                           session_generation=int(v.get("session_generation", 0)),
+                           source=v.get("source", ""), display_name=v.get("display_name", ""),
+                           email=v.get("email", ""))
             for name, v in (doc or {}).items()}

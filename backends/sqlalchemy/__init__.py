@@ -123,7 +123,8 @@ class SqlAlchemyBackend(RecordQueries):
                   delete(record_tags).where(record_tags.c.record_id.in_(orphan_tags)))
         known = select(users.c.username)
         for pid, principal in db.execute(select(grants.c.project_id, grants.c.principal).where(
-                grants.c.principal != ANONYMOUS, ~grants.c.principal.in_(known))):
+                grants.c.principal != ANONYMOUS, ~grants.c.principal.in_(known),
+                ~grants.c.principal.startswith("group:"))):  # groups live in the directory
             found(f"project {pid!r}: grant to unknown user {principal!r}",
                   delete(grants).where(grants.c.project_id == pid,
                                        grants.c.principal == principal))
@@ -306,7 +307,8 @@ class SqlAlchemyBackend(RecordQueries):
     def _to_user(row) -> UserInfo:
         return UserInfo(username=row.username, password_hash=row.password_hash,
                         is_admin=bool(row.is_admin), created=row.created,
-                        session_generation=row.session_generation)
+                        session_generation=row.session_generation, source=row.source or "",
+                        display_name=row.display_name or "", email=row.email or "")
 
     @hookimpl
     @translate_errors
@@ -335,7 +337,7 @@ class SqlAlchemyBackend(RecordQueries):
         db = self.db
         updated = db.execute(update(users).where(users.c.username == user.username).values(
             password_hash=user.password_hash, is_admin=user.is_admin,
-            session_generation=user.session_generation)).rowcount
+            session_generation=user.session_generation, **_external(user))).rowcount
         if updated:
             return False
         with db.begin_nested():
@@ -343,7 +345,8 @@ class SqlAlchemyBackend(RecordQueries):
                                             password_hash=user.password_hash,
                                             is_admin=user.is_admin,
                                             session_generation=user.session_generation,
-                                            created=user.created or utcnow()))
+                                            created=user.created or utcnow(),
+                                            **_external(user)))
         return True
 
     @hookimpl
@@ -391,3 +394,9 @@ class SqlAlchemyBackend(RecordQueries):
     @translate_errors
     def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
         return _tokens.touch_token(self.db, token_id, last_used)
+
+
+def _external(user: UserInfo) -> dict[str, str | None]:
+    """The external-login columns (revision 0007); NULL for a local user."""
+    return {"source": user.source or None, "display_name": user.display_name or None,
+            "email": user.email or None}

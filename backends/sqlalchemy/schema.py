@@ -70,6 +70,10 @@ users = Table(
     Column("created", String(32), nullable=False),
     # Bumped to end every session of the user (revision 0004).
     Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
+    # Users who log in elsewhere (revision 0007): the source ("ldap", "oidc"), its profile.
+    Column("source", String(16), nullable=True),
+    Column("display_name", String(200), nullable=True),
+    Column("email", String(200), nullable=True),
 )
 
 #: Personal API tokens (revision 0004): the id is the token's public part, the key of

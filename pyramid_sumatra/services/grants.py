@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..auth.external import GROUP_PREFIX, group_problem
 from ..permissions import DEFAULT_ROLE
 from ..storage import Storage
 from ..storage.types import ANONYMOUS, ROLES
@@ -16,14 +17,19 @@ def admins(grants: dict[str, str]) -> list[str]:
 
 
 def _check_username(user: str) -> None:
-    """A name no user can have is refused before it is looked up or echoed (NUL, 5 MB)."""
-    problem = username_problem(user)
+    """A name no user or group can have is refused before it is looked up or echoed
+    (NUL, 5 MB). ``group:NAME`` grants to a directory group or an OpenID group claim."""
+    if user.startswith(GROUP_PREFIX):
+        problem = group_problem(user[len(GROUP_PREFIX):])
+    else:
+        problem = username_problem(user)
     if problem and user != ANONYMOUS:
         raise InvalidInput("user", problem[:200])
 
 
 def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE) -> str:
-    """Give ``user`` (or ``anonymous``: the public) ``role`` on the project; return the role.
+    """Give ``user`` (or ``anonymous``: the public; or ``group:NAME``: every member of a
+    directory group, resolved at login) ``role`` on the project; return the role.
 
     ``user`` and ``role`` may come straight from a request body, hence ``object``.
     """
@@ -35,7 +41,7 @@ def grant(storage: Storage, project_id: str, user: object, role: object = DEFAUL
         raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
     if user == ANONYMOUS:
         role = "read"  # public projects: anonymous callers only ever read
-    else:
+    elif not user.startswith(GROUP_PREFIX):  # groups live in the directory, not here
         require_user(storage, user)
     grants = storage.get_grants(project_id)
     if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ..auth.external import EXTERNAL_PASSWORD
 from ..passwords import hash_password
 from ..sessions import end_sessions
 from ..storage import Storage
-from ..storage.types import ANONYMOUS, UserInfo
+from ..storage.types import ANONYMOUS, ExternalIdentity, UserInfo
 from ..usernames import username_problem
 from .errors import Conflict, InvalidInput, UnknownUser
 
@@ -53,6 +54,28 @@ def set_password(storage: Storage, username: str, password: str) -> None:
     user.password_hash = hash_password(password)
     storage.put_user(user)
     end_sessions(storage, username)
+
+
+def ensure_external_user(storage: Storage, identity: ExternalIdentity) -> UserInfo:
+    """The local user of someone who logged in elsewhere: added at first login (no usable
+    password, marked with its source), display name and mail kept current. A user of
+    that name from elsewhere (local, another source) is never taken over: Conflict."""
+    problem = username_problem(identity.username)
+    if problem or identity.username == ANONYMOUS:
+        raise InvalidInput("username", problem or f"{ANONYMOUS!r} is reserved")
+    display_name, email = identity.display_name[:200], identity.email[:200]
+    user = storage.get_user(identity.username)
+    if user is None:
+        user = UserInfo(username=identity.username, password_hash=EXTERNAL_PASSWORD,
+                        source=identity.source[:16], display_name=display_name, email=email)
+        storage.put_user(user)
+    elif user.source != identity.source:
+        raise Conflict(f"a {user.source or 'local'} user named {identity.username!r} exists; "
+                       "an administrator must rename or remove it first")
+    elif (user.display_name, user.email) != (display_name, email):
+        user.display_name, user.email = display_name, email
+        storage.put_user(user)
+    return user
 
 
 def delete_user(storage: Storage, username: str) -> None:

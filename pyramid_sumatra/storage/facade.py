@@ -8,7 +8,15 @@ import pluggy
 import transaction
 
 from .hookspecs import TOKEN_HOOKS
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
+from .types import (
+    ExternalIdentity,
+    ProjectInfo,
+    RecordPage,
+    RecordQuery,
+    StoredRecord,
+    TokenInfo,
+    UserInfo,
+)
 
 
 class Storage:
@@ -139,6 +147,10 @@ class Storage:
 
     def authenticate(self, username: str, password: str) -> bool:
         return bool(self.hook.sumatra_authenticate(username=username, password=password))
+
+    def external_identity(self, username: str) -> ExternalIdentity | None:
+        """What an identity source knows of ``username`` (None: not an external user)."""
+        return self.hook.sumatra_external_identity(username=username)
 
     @staticmethod
     def _after_commit(hook, **kwargs) -> None:

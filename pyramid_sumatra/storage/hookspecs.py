@@ -40,7 +40,15 @@ from typing import Any
 
 import pluggy
 
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
+from .types import (
+    ExternalIdentity,
+    ProjectInfo,
+    RecordPage,
+    RecordQuery,
+    StoredRecord,
+    TokenInfo,
+    UserInfo,
+)
 
 PROJECT_NAME = "pyramid_sumatra"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -310,8 +318,26 @@ def sumatra_authenticate(username: str, password: str) -> bool | None:
     """Decide a login attempt: True accepts, False rejects, None leaves it to the next plugin.
 
     The built-in implementation checks the stored password hash; an
-    institution's plugin can consult LDAP first. The user must also exist in
-    storage for grants to apply.
+    institution's plugin (``ldap``) is asked for users who are not local: a local
+    user with a password is decided first by the built-in check, so a directory
+    entry of the same name cannot take the account over and local users log in
+    while the directory is down. The user must also exist in storage for grants to
+    apply (the app adds an external user from ``sumatra_external_identity``).
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_external_identity(username: str) -> ExternalIdentity | None:
+    """What an identity source (the ``ldap`` plugin) knows about ``username`` now.
+
+    Called after ``sumatra_authenticate`` accepted a login (the app then adds or
+    updates the local user: display name, mail, marked external) and for a session or
+    API token whose groups are older than the source's cache time (groups as
+    ``group:NAME`` principals). Return an
+    :class:`~pyramid_sumatra.auth.external.ExternalIdentity`, or None if the user is
+    not this source's. Raise
+    :class:`~pyramid_sumatra.auth.external.DirectoryUnavailable` when the source
+    cannot be reached (the client gets 503 + Retry-After).
     """
 
 

@@ -126,6 +126,11 @@ class UserInfo:
     #: Bumped to end every session of the user at once (logout, password change):
     #: a session is valid only while it names the user's current generation.
     session_generation: int = 0
+    #: Users who log in elsewhere (revision 0007): "" for a local user, else the source
+    #: ("ldap", "oidc"); their password_hash is auth.external.EXTERNAL_PASSWORD.
+    source: str = ""
+    display_name: str = ""
+    email: str = ""
 
 
 #: What a personal API token may do: ``read`` only, or also ``write``.
@@ -151,3 +156,18 @@ class TokenInfo:
     created: str = ""
     expires: str | None = None
     last_used: str | None = None
+
+
+@dataclass(frozen=True)
+class ExternalIdentity:
+    """A user as an identity source reports it after a successful login.
+
+    ``source`` names the source ("ldap", "oidc"); ``groups`` are bare group names
+    (``physics-lab``), each following :func:`group_problem`'s rule.
+    """
+
+    username: str
+    source: str
+    display_name: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = field(default_factory=tuple)

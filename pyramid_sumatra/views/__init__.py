@@ -160,6 +160,7 @@ def includeme(config: Configurator) -> None:
     config.add_view_predicate("representation", RepresentationPredicate)
     config.add_subscriber(vary_on_accept, NewResponse)
     config.include(".auth")
+    config.include(".oidc")
     config.include(".tokens")
     config.include(".health")
     config.scan(".")

@@ -10,6 +10,7 @@ from pyramid.request import Request
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
+from ..auth.groups import after_login
 from ..limits import authenticate
 from ..usernames import username_problem
 
@@ -40,7 +41,8 @@ def login(request: Request):
     password = request.POST.get("password", "")
     target = safe_next(request, request.POST.get("next"))
     if username and authenticate(request, username, password):  # throttled per username
-        headers = remember(request, username)
+        # A directory user's first login adds it; its groups go into the session.
+        headers = remember(request, username, groups=after_login(request.storage, username))
         new_csrf_token(request)
         return HTTPSeeOther(location=target, headers=headers)
     request.response.status_int = 400
@@ -51,8 +53,14 @@ def login(request: Request):
 
 @view_config(route_name="logout", request_method="POST")
 def logout(request: Request):
+    from .oidc import VIA_KEY, provider_logout_url
+
+    via_provider = request.session.get(VIA_KEY) == "oidc"
     headers = forget(request)
-    return HTTPSeeOther(location=request.resource_url(request.root), headers=headers)
+    home = request.resource_url(request.root)
+    # An OpenID session also ends at the provider (else its login page lets them back in).
+    target = provider_logout_url(request, home) if via_provider else None
+    return HTTPSeeOther(location=target or home, headers=headers)
 
 
 def includeme(config) -> None:

@@ -21,6 +21,7 @@ from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.view import exception_view_config, forbidden_view_config, view_config
 
+from ..auth.external import DirectoryUnavailable
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
 from ..services.errors import ServiceError
@@ -118,6 +119,14 @@ def storage_unavailable(exc, request: Request):
     log.warning("storage unavailable: %s", exc)
     return as_error(json_error(HTTPServiceUnavailable, "storage unavailable", str(exc),
                                headers={"Retry-After": "5"}), request)
+
+
+@exception_view_config(DirectoryUnavailable)
+def directory_unavailable(exc, request: Request):
+    """The login directory is down: its users wait (local users are not asked about)."""
+    log.warning("login directory unavailable: %s", exc)
+    return as_error(json_error(HTTPServiceUnavailable, "login directory unavailable",
+                               str(exc), headers={"Retry-After": "30"}), request)
 
 
 @exception_view_config(StorageFull)

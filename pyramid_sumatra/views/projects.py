@@ -6,6 +6,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPNoContent
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from ..auth.external import group_principal
 from ..documents import document_text, project_document, project_list_entry
 from ..limits import Limits, record_limits
 from ..negotiation import check_body_type
@@ -32,7 +33,8 @@ def visible_projects(request: Request):
     if identity and identity.is_admin:
         principals = None
     elif identity:
-        principals = [identity.username, ANONYMOUS]
+        # group:NAME grants are stored under that name: list those projects too
+        principals = [identity.username, ANONYMOUS, *map(group_principal, identity.groups)]
     else:
         principals = [ANONYMOUS]
     projects = request.storage.list_projects(principals)

@@ -1,0 +1,68 @@
+"""The real ``smt`` (Sumatra 0.8.1, unchanged) with a personal API token created after an
+OpenID Connect login: the 0.8.1 client cannot do OpenID Connect, so this is its way in."""
+
+from __future__ import annotations
+
+import re
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+from clienthelp import Smt, make_git_project, server_json, smt_env
+from conftest import unavailable, unique
+from oidcprovider import CLIENT_SECRET, OidcProvider, log_in_at_provider
+
+CALLBACK = "http://localhost/_login/oidc/callback"
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    server = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_settings(app_settings, provider, monkeypatch):
+    monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    return {**app_settings, **provider.settings()}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    if not Path(sys.executable).with_name("smt").exists():
+        unavailable("the smt command (PyPI sumatra) is not installed in this environment")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = smt_env(home)
+    path = tmp_path / "repo"
+    make_git_project(path, env)
+    return path, env
+
+
+def test_smt_with_a_token_made_after_an_oidc_login(testapp, live_server, repo):
+    authorize = testapp.get("/_login/oidc", status=303).location
+    callback = log_in_at_provider(authorize, "carol", CALLBACK)
+    testapp.get(callback[len("http://localhost"):], status=303)
+    page = testapp.get("/_tokens", headers={"Accept": "text/html"}).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    secret = testapp.post("/_tokens/create", {"name": "laptop", "scope": "write",
+                                              "expires": "", "projects": "",
+                                              "csrf_token": csrf}, headers=JSON).json["token"]
+    path, env = repo
+    url, project = live_server.url, unique("oidc")
+    run = Smt(path, env)
+    store = url.replace("http://", f"http://carol:{secret}@", 1)
+    run("init", f"--store={store}", "--main=main.py", f"--executable={sys.executable}", project)
+    out = run("run", "--label=first", "--reason=by oidc token", "default.param", "n=3")
+    assert "hello from main.py, n=3" in out.stdout
+    assert run("list").stdout.split() == ["first"]
+    assert server_json(url, f"{project}/first/", user=("carol", secret))["reason"] == \
+        "by oidc token"
+    for wrong in (secret[:-3] + "xyz", "smt_" + "0" * 12 + "_" + "x" * 43):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            server_json(url, f"{project}/", user=("carol", wrong))
+        assert refused.value.code == 401
