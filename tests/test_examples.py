@@ -1,7 +1,8 @@
 """The plugin examples in examples/: installed into this venv, proven by the contract suite.
 
-``sumatra-memory-backend`` is a third-party backend: the contract suite runs against it
-through its entry point, exactly as its author would run it. ``sumatra-audit-log``
+``sumatra-memory-backend`` and ``sumatra-sqlite3-backend`` (the one docs/plugins.md
+builds step by step) are third-party backends: the contract suite runs against them
+through their entry points, exactly as their authors would run it. ``sumatra-audit-log``
 wraps the backend's hooks; the app is served with it and its log is read back.
 """
 
@@ -55,6 +56,13 @@ def memory_backend() -> str:
 
 
 @pytest.fixture(scope="module")
+def sqlite3_backend() -> str:
+    ensure_installed("sumatra-sqlite3-backend", "pyramid_sumatra.backends", "sqlite3",
+                     "sumatra_sqlite3_backend")
+    return "sqlite3"
+
+
+@pytest.fixture(scope="module")
 def audit_log_plugin() -> str:
     ensure_installed("sumatra-audit-log", "pyramid_sumatra.plugins", "audit-log",
                      "sumatra_audit_log")
@@ -69,8 +77,8 @@ def run_contract(*options: str, cwd: Path) -> subprocess.CompletedProcess:
         cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-def test_the_memory_backend_passes_the_contract_suite(memory_backend, tmp_path):
-    done = run_contract(f"--sumatra-backend={memory_backend}", cwd=tmp_path)
+def assert_green(done: subprocess.CompletedProcess, backend: str) -> None:
+    """Every test of the suite passed (none skipped: the optional hooks are there too)."""
     summary = done.stdout.strip().splitlines()[-1]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
@@ -79,7 +87,19 @@ def test_the_memory_backend_passes_the_contract_suite(memory_backend, tmp_path):
     ran = re.findall(r"^PASSED \S+$", done.stdout, re.MULTILINE)
     assert len(ran) == passed
     assert all("test_contract_" in line for line in ran)
-    assert "every storage hook was called for memory" in done.stdout
+    assert f"every storage hook was called for {backend}" in done.stdout
+
+
+def test_the_memory_backend_passes_the_contract_suite(memory_backend, tmp_path):
+    assert_green(run_contract(f"--sumatra-backend={memory_backend}", cwd=tmp_path),
+                 memory_backend)
+
+
+def test_the_guides_sqlite3_backend_passes_the_contract_suite(sqlite3_backend, tmp_path):
+    # The command docs/plugins.md gives, run from an empty folder.
+    done = run_contract(f"--sumatra-backend={sqlite3_backend}", "--sumatra-backend-setting",
+                        "sumatra.sqlite3.path={tmp_path}/db.sqlite", cwd=tmp_path)
+    assert_green(done, sqlite3_backend)
 
 
 def test_an_unknown_entry_point_fails_clearly(tmp_path):
@@ -100,6 +120,22 @@ def test_the_memory_backend_serves_the_app(memory_backend):
     assert testapp.get("/TestProject/m1/", headers=basic()).json == {
         **doc, "project_id": "TestProject"}
     assert len(testapp.get("/TestProject/", headers=basic()).json["records"]) == 5
+
+
+def test_the_sqlite3_backend_serves_the_app(sqlite3_backend, tmp_path):
+    path = tmp_path / "var" / "sumatra.sqlite"  # the folder is made by initdb
+    app = pyramid_sumatra.main({}, **{"sumatra.backend": sqlite3_backend,
+                                      "sumatra.sqlite3.path": str(path),
+                                      "sumatra.initdb": "true", "sumatra.load_demo": "true"})
+    testapp = webtest.TestApp(app)
+    doc = {"label": "s1", "timestamp": "2024-01-01 10:00:00", "tags": ["x"]}
+    testapp.put("/TestProject/s1/", json.dumps(doc),
+                headers={**basic(), "Content-Type": V4.format("record")}, status=201)
+    assert testapp.get("/TestProject/s1/", headers=basic()).json == {
+        **doc, "project_id": "TestProject"}
+    assert len(testapp.get("/TestProject/", headers=basic()).json["records"]) == 5
+    assert testapp.get("/_ready").json["ok"] is True
+    assert path.stat().st_size > 0
 
 
 def read_log(path: Path) -> list[dict]:

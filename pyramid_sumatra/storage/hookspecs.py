@@ -26,9 +26,15 @@ the write lock when it begins (``BEGIN IMMEDIATE`` when
 :data:`pyramid_sumatra.intent.write_intent` is true, i.e. not a GET): upgrading
 a read lock later deadlocks two such writers until ``busy_timeout``.
 Hooks raise :class:`~pyramid_sumatra.storage.types.StorageConflict` when a concurrent
-writer won a race (the request is retried) and
+writer won a race (the request is retried),
 :class:`~pyramid_sumatra.storage.types.StorageUnavailable` when storage cannot be
-reached (the client gets 503).
+reached (the client gets 503) and its subclass
+:class:`~pyramid_sumatra.storage.types.StorageFull` when there is no space (507).
+For a database driver that means: a unique or foreign-key violation and "database is
+locked" (or a deadlock, a serialization failure) are ``StorageConflict``, "disk is
+full" is ``StorageFull``, any other operational error is ``StorageUnavailable``;
+anything else is a bug and propagates (500). Translate them in every hook and in the
+data manager's commit (``ConnectionDataManager(translate=...)``).
 
 Other plugins may wrap any hook (``@hookimpl(wrapper=True)``: audit, quotas,
 read-only guards) and implement the event hooks at the end.
@@ -79,7 +85,10 @@ def sumatra_initialize_storage() -> bool:
     """Create or upgrade the storage schema so the other hooks can work.
 
     Idempotent: called by ``sumatra-server CONFIG initdb`` and at app start-up
-    when ``sumatra.initdb = true``. Runs outside any request. Return True.
+    when ``sumatra.initdb = true``. Runs outside any request, sometimes inside a
+    CLI command's transaction and sometimes in none: open a connection of your own
+    and commit it here, do not join the transaction. May create the store's folder.
+    Return True.
     """
 
 
@@ -87,8 +96,9 @@ def sumatra_initialize_storage() -> bool:
 def sumatra_storage_status() -> dict[str, Any]:
     """Report whether storage is reachable.
 
-    Return ``{"ok": bool, "backend": name, ...}`` with any extra detail; never
-    raise. Used by ``/_ready`` and ``sumatra-server check``.
+    Return ``{"ok": bool, "backend": name, ...}`` with any extra detail, and
+    ``"detail"``: why not, when not ok (the CLI prints it); never raise, and never
+    create the store here. Used by ``/_ready`` and ``sumatra-server check``.
     """
 
 
@@ -102,7 +112,8 @@ def sumatra_check_storage(repair: bool) -> dict[str, Any]:
     """Check that storage is consistent; with ``repair`` also fix what can be fixed.
 
     Used by ``sumatra-server CONFIG check [--repair]``; runs outside any request
-    and may take locks or scan everything. Return ``{"backend": name,
+    (like ``sumatra_initialize_storage``: its own connection, committed here) and
+    may take locks or scan everything. Return ``{"backend": name,
     "problems": [one line per problem found], "unrepaired": [the problems still
     there afterwards]}`` (without ``repair``, ``unrepaired`` equals ``problems``).
     Examples: a record count or index that disagrees with the records, stray
@@ -142,7 +153,10 @@ def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
 
 @storage_hookspec
 def sumatra_delete_record(project_id: str, label: str) -> bool:
-    """Delete one record and its tags. Return True if it existed, False if not."""
+    """Delete one record and its tags. Return True if it existed, False if not.
+
+    Deleting moves the project's ``last_updated`` to now (as every delete of records does).
+    """
 
 
 @storage_hookspec
@@ -174,7 +188,10 @@ def sumatra_most_recent_record(project_id: str) -> StoredRecord | None:
 
 @storage_hookspec
 def sumatra_delete_records_by_tag(project_id: str, tag: str) -> int:
-    """Delete every record of the project having ``tag``; return how many were deleted."""
+    """Delete every record of the project having ``tag``; return how many were deleted.
+
+    Moves the project's ``last_updated`` to now if any was deleted.
+    """
 
 
 # -- projects ----------------------------------------------------------------
@@ -204,7 +221,8 @@ def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
     """Return projects on which any of ``principals`` (usernames, or ``anonymous``) holds a grant.
 
     ``None`` means every project (server administrators). Newest
-    ``last_updated`` first, ties broken by id.
+    ``last_updated`` first, ties broken by id (ascending). ``record_count`` is set,
+    as in ``sumatra_get_project``.
     """
 
 
@@ -245,7 +263,9 @@ def sumatra_put_user(user: UserInfo) -> bool:
     """Create or replace the user. Return True if it was created.
 
     A new user's ``created`` is ``user.created``, or now if that is empty; replacing
-    a user keeps the stored ``created`` (only the hash and ``is_admin`` change).
+    a user keeps the stored ``created`` (the hash, ``is_admin`` and
+    ``session_generation`` are replaced: without ``sumatra_bump_session_generation``
+    the app ends sessions through this hook).
     """
 
 

@@ -122,7 +122,7 @@ class UserInfo:
     username: str
     password_hash: str
     is_admin: bool = False
-    created: str = ""
+    created: str = ""  # UTC "YYYY-MM-DD HH:MM:SS.ffffff", like ProjectInfo.created
     #: Bumped to end every session of the user at once (logout, password change):
     #: a session is valid only while it names the user's current generation.
     session_generation: int = 0

@@ -121,6 +121,18 @@ def test_put_moves_project_last_updated(store, project):
         assert store.get_project(project).last_updated >= before
 
 
+def test_deletes_move_project_last_updated(store, project):
+    put(store, record(project, "r1"), record(project, "r2", tags=["t"]))
+    for delete in (lambda: store.delete_record(project, "r1"),
+                   lambda: store.delete_records_by_tag(project, "t")):
+        with transaction.manager:
+            before = store.get_project(project).last_updated
+        with transaction.manager:
+            assert delete()
+        with transaction.manager:
+            assert store.get_project(project).last_updated > before
+
+
 def test_most_recent_record(store, project):
     with transaction.manager:
         assert store.most_recent_record(project) is None
