@@ -306,3 +306,66 @@ TOKEN_HOOKS = (
     "sumatra_touch_token",
 )
 OPTIONAL_STORAGE_HOOKS = ("sumatra_bump_session_generation", *TOKEN_HOOKS)
+
+
+# -- record history and the trash (optional: HISTORY_HOOKS, TRASH_HOOKS) ----------------
+# Without them the app still works: deletes destroy, and the pages say that history and
+# trash are unavailable. Both live apart from records and projects: deleting a record
+# or a project (sumatra_delete_record, sumatra_delete_project) leaves them alone.
+
+from .types import HistoryEntry, TrashItem  # noqa: E402
+
+
+@hookspec(firstresult=True)
+def sumatra_add_history(entry: HistoryEntry, keep: int) -> bool:
+    """Append ``entry`` to the history of its record (or project, ``label == ""``).
+
+    With ``keep > 0``, afterwards only the ``keep`` newest entries (by ``entry.key``)
+    of that record are kept; 0 keeps everything. Return True. Must be cheap: it runs
+    on every PUT (one insert and one bounded delete, or one file rewrite).
+    """
+
+
+@hookspec(firstresult=True)
+def sumatra_list_history(project_id: str, label: str, limit: int,
+                         before: str | None) -> list[HistoryEntry]:
+    """Return up to ``limit`` entries of one record (``label == ""``: the project's own),
+    newest first (``key`` descending), only those whose ``key`` is below ``before``
+    when given. Empty when there are none."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_history(project_id: str, label: str | None) -> int:
+    """Forget history (purge): the record's (``label``), or with ``label=None`` every
+    entry of the project including its own. Return how many entries went."""
+
+
+@hookspec(firstresult=True)
+def sumatra_put_trash(item: TrashItem) -> bool:
+    """Keep ``item`` (with its body) in the trash. Return True. An item with the same
+    ``(project_id, label, deleted_at)`` is replaced."""
+
+
+@hookspec(firstresult=True)
+def sumatra_list_trash(project_id: str | None, older_than: str | None,
+                       limit: int | None) -> list[TrashItem]:
+    """Return trashed items without their bodies (``body`` None), newest
+    ``deleted_at`` first: a project's records and itself (``project_id``), or every
+    item (None); only those deleted before ``older_than`` when given; at most
+    ``limit`` (None: all)."""
+
+
+@hookspec(firstresult=True)
+def sumatra_get_trash(project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+    """Return the trashed item with its body, or None."""
+
+
+@hookspec(firstresult=True)
+def sumatra_delete_trash(project_id: str, label: str, deleted_at: str) -> bool:
+    """Remove an item from the trash (restored or purged). Return True if it was there."""
+
+
+HISTORY_HOOKS = ("sumatra_add_history", "sumatra_list_history", "sumatra_delete_history")
+TRASH_HOOKS = ("sumatra_put_trash", "sumatra_list_trash", "sumatra_get_trash",
+               "sumatra_delete_trash")
+OPTIONAL_STORAGE_HOOKS = (*OPTIONAL_STORAGE_HOOKS, *HISTORY_HOOKS, *TRASH_HOOKS)

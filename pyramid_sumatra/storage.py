@@ -8,7 +8,16 @@ import pluggy
 import transaction
 
 from .hookspecs import TOKEN_HOOKS
-from .types import ProjectInfo, RecordPage, RecordQuery, StoredRecord, TokenInfo, UserInfo
+from .types import (
+    HistoryEntry,
+    ProjectInfo,
+    RecordPage,
+    RecordQuery,
+    StoredRecord,
+    TokenInfo,
+    TrashItem,
+    UserInfo,
+)
 
 
 class Storage:
@@ -146,3 +155,57 @@ class Storage:
                 hook(**kwargs)
 
         transaction.get().addAfterCommitHook(fire)
+
+    # history and trash (optional hooks: hookspecs.HISTORY_HOOKS, TRASH_HOOKS)
+    #: Retention (``sumatra.history.keep``, ``sumatra.trash.keep_days``): build_storage sets them.
+    history_keep: int = 100
+    trash_keep_days: int = 30
+
+    @property
+    def history_available(self) -> bool:
+        if not hasattr(self, "_history_available"):
+            from .hookspecs import HISTORY_HOOKS
+            self._history_available = all(self._implements(h) for h in HISTORY_HOOKS)
+        return self._history_available
+
+    @property
+    def trash_available(self) -> bool:
+        if not hasattr(self, "_trash_available"):
+            from .hookspecs import TRASH_HOOKS
+            self._trash_available = all(self._implements(h) for h in TRASH_HOOKS)
+        return self._trash_available
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        self.hook.sumatra_add_history(entry=entry, keep=self.history_keep)
+
+    def list_history(self, project_id: str, label: str, limit: int,
+                     before: str | None = None) -> list[HistoryEntry]:
+        if not self.history_available:
+            return []
+        return self.hook.sumatra_list_history(project_id=project_id, label=label, limit=limit,
+                                              before=before) or []
+
+    def delete_history(self, project_id: str, label: str | None) -> int:
+        if not self.history_available:
+            return 0
+        return int(self.hook.sumatra_delete_history(project_id=project_id, label=label) or 0)
+
+    def put_trash(self, item: TrashItem) -> None:
+        self.hook.sumatra_put_trash(item=item)
+
+    def list_trash(self, project_id: str | None, older_than: str | None = None,
+                   limit: int | None = None) -> list[TrashItem]:
+        if not self.trash_available:
+            return []
+        return self.hook.sumatra_list_trash(project_id=project_id, older_than=older_than,
+                                            limit=limit) or []
+
+    def get_trash(self, project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+        if not self.trash_available:
+            return None
+        return self.hook.sumatra_get_trash(project_id=project_id, label=label,
+                                           deleted_at=deleted_at)
+
+    def delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
+        return bool(self.hook.sumatra_delete_trash(project_id=project_id, label=label,
+                                                   deleted_at=deleted_at))

@@ -6,7 +6,9 @@ from ..permissions import DEFAULT_ROLE
 from ..storage import Storage
 from ..types import ANONYMOUS, ROLES
 from ..usernames import username_problem
+from . import history
 from .errors import InvalidInput, LastAdmin, NotFound
+from .history import Actor
 from .projects import require_project
 from .users import require_user
 
@@ -22,7 +24,8 @@ def _check_username(user: str) -> None:
         raise InvalidInput("user", problem[:200])
 
 
-def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE) -> str:
+def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE,
+          actor: Actor | None = None) -> str:
     """Give ``user`` (or ``anonymous``: the public) ``role`` on the project; return the role.
 
     ``user`` and ``role`` may come straight from a request body, hence ``object``.
@@ -41,10 +44,14 @@ def grant(storage: Storage, project_id: str, user: object, role: object = DEFAUL
     if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:
         raise LastAdmin(user)
     storage.set_grant(project_id, user, role)
+    if grants.get(user) != role:
+        history.record(storage, actor, project_id, "", "grant",
+                       changes=history.diff({user: grants[user]} if user in grants else {},
+                                            {user: role}))
     return role
 
 
-def revoke(storage: Storage, project_id: str, user: str) -> None:
+def revoke(storage: Storage, project_id: str, user: str, actor: Actor | None = None) -> None:
     """Remove ``user``'s grant on the project."""
     require_project(storage, project_id)
     _check_username(user)
@@ -54,3 +61,5 @@ def revoke(storage: Storage, project_id: str, user: str) -> None:
     if admins(grants) == [user]:
         raise LastAdmin(user)
     storage.revoke_grant(project_id, user)
+    history.record(storage, actor, project_id, "", "revoke",
+                   changes=history.diff({user: grants[user]}, {}))

@@ -166,4 +166,5 @@ def includeme(config: Configurator) -> None:
     config.include(".auth")
     config.include(".tokens")
     config.include(".health")
+    config.include(".history")
     config.scan(".")
