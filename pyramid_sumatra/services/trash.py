@@ -84,7 +84,8 @@ def older_than(text: str | None, default_days: int) -> str:
     if text is not None:
         text = text.strip().lower().removesuffix("d")
         if not (text.isascii() and text.isdigit() and len(text) <= 5) or int(text) > _MAX_DAYS:
-            raise InvalidInput("older-than", f"a number of days such as 30d (at most {_MAX_DAYS})")
+            raise InvalidInput("older-than", "--older-than is a number of days such as 30d "
+                                             f"(at most {_MAX_DAYS})")
         days = int(text)
     return (datetime.now(UTC) - timedelta(days=days)).strftime(_STAMP)
 
