@@ -175,8 +175,10 @@ class Storage:
             self._trash_available = all(self._implements(h) for h in TRASH_HOOKS)
         return self._trash_available
 
-    def add_history(self, entry: HistoryEntry) -> None:
-        self.hook.sumatra_add_history(entry=entry, keep=self.history_keep)
+    def add_history(self, entry: HistoryEntry, prune: bool = True) -> None:
+        """Append ``entry``; ``prune=False`` skips trimming to ``history_keep`` this time
+        (a record's first entry: the next change trims)."""
+        self.hook.sumatra_add_history(entry=entry, keep=self.history_keep if prune else 0)
 
     def list_history(self, project_id: str, label: str, limit: int,
                      before: str | None = None) -> list[HistoryEntry]:

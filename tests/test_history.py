@@ -340,3 +340,20 @@ def test_a_backend_without_the_hooks_destroys_and_says_so(bare_app):
         "#trash-unavailable") is not None
     assert bare_app.delete("/TestProject/tag/a/", headers=basic()).text == "1"
 
+
+
+def test_reading_a_record_asks_storage_for_no_history(testapp, wsgi_app, storage):
+    put(testapp, "h1")
+    put(testapp, "h1", status=200, reason="second")
+    called: list[str] = []
+    app_storage = wsgi_app.registry["sumatra.storage"]
+    undo = app_storage.pm.add_hookcall_monitoring(
+        lambda hook_name, impls, kwargs: called.append(hook_name), lambda *args: None)
+    try:
+        testapp.get("/TestProject/h1/", headers=basic(), status=200)
+        testapp.get("/TestProject/", headers={**basic(), **JSON}, status=200)
+    finally:
+        undo()
+    assert "sumatra_get_record" in called
+    assert not [h for h in called if "history" in h or "trash" in h]
+

@@ -63,7 +63,8 @@ def record(storage: Storage, actor: Actor | None, project_id: str, label: str, a
     storage.add_history(HistoryEntry(
         project_id=project_id, label=label, at=utcnow(), id=secrets.token_hex(8),
         action=action, user=actor.user, token=actor.token, changes=changes or {},
-        revision_before=before, revision_after=after))
+        revision_before=before, revision_after=after),
+        prune=action != "create")  # a new record's first entry: nothing to trim yet
 
 
 def record_change(storage: Storage, actor: Actor | None, old: StoredRecord | None,
