@@ -5,8 +5,9 @@ marked ``firstresult``); it is chosen with ``sumatra.backend = NAME``, the name
 of an entry point in the group ``pyramid_sumatra.backends``. The entry point is
 a callable ``create_backend(settings: dict) -> object`` returning the plugin
 object whose methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS``
-(start-up fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (sessions
-and personal API tokens; without the token hooks tokens are unavailable).
+(start-up fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (sessions,
+personal API tokens, record history and the trash; without the token hooks tokens are
+unavailable, without the history and trash hooks deletes destroy).
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
