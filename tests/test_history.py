@@ -357,3 +357,15 @@ def test_reading_a_record_asks_storage_for_no_history(testapp, wsgi_app, storage
     assert "sumatra_get_record" in called
     assert not [h for h in called if "history" in h or "trash" in h]
 
+
+
+def test_anonymous_readers_of_a_public_project_see_no_usernames(testapp):
+    testapp.put_json("/TestProject2/pub/", doc("pub"),
+                     headers={**basic(), "Content-Type": V4.format("record")}, status=201)
+    entries = testapp.get("/TestProject2/pub/@@history", headers=JSON).json["entries"]
+    assert [(e["action"], e["user"]) for e in entries] == [("create", "")]
+    assert testapp.get("/TestProject2/pub/@@history", headers={**basic(), **JSON}).json[
+        "entries"][0]["user"] == "testuser"
+    page = testapp.get("/TestProject2/pub/", headers=HTML)
+    assert "testuser" not in page.html.select_one("#history").text
+    testapp.get("/TestProject2/@@trash", headers=JSON, status=401)  # the write role only

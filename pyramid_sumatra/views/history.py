@@ -7,6 +7,7 @@ The rules (who may restore, what a restore does) are in ``services.trash`` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -59,8 +60,16 @@ def _page_args(request: Request) -> tuple[int, str | None]:
         raise http_error(exc) from None
 
 
+def _for_caller(request: Request, entries):
+    """Usernames never reach anonymous callers (a public project's history)."""
+    if request.authenticated_userid is not None:
+        return entries
+    return [dataclasses.replace(e, user="", token="") for e in entries]
+
+
 def _entries_json(request: Request, context, entries, cursor: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"entries": [history.as_json(e) for e in entries]}
+    doc: dict[str, Any] = {"entries": [history.as_json(e) for e in _for_caller(request,
+                                                                                entries)]}
     if cursor:
         doc["next"] = request.resource_url(context, "@@history", query={
             **{k: v for k, v in request.GET.items() if k != "cursor"}, "cursor": cursor})
@@ -133,7 +142,8 @@ def record_history(context: Record, request: Request):
         return request.response
     return _render(request, "history.html", {
         "project": context.project, "label": label, "available": True,
-        "rows": entry_rows(entries), "scope": "record", "exists": context.stored is not None,
+        "rows": entry_rows(_for_caller(request, entries)), "scope": "record",
+        "exists": context.stored is not None,
         "next": request.resource_url(context, "@@history", query={"cursor": next_cursor})
         if next_cursor else None})
 
@@ -142,7 +152,8 @@ def recent_history(request: Request, project_id: str, label: str, limit: int = 1
     """The newest entries for the record page (None: the backend keeps no history)."""
     if not request.storage.history_available:
         return None
-    return entry_rows(request.storage.list_history(project_id, label, limit))
+    return entry_rows(_for_caller(request, request.storage.list_history(project_id, label,
+                                                                        limit)))
 
 
 # -- a project's history (its admins) --------------------------------------------------------
