@@ -187,15 +187,17 @@ class HistoryEntry:
 class TrashItem:
     """Something deleted and kept until purged: a record, or (``label == ""``) a project.
 
-    A record's ``body`` is its document as stored; a project's is a JSON document of
-    the whole project (``services.trash``). ``(project_id, label, deleted_at)`` is the
-    key: a label deleted twice is in the trash twice. ``body`` may be None in listings.
+    A record's ``body`` is its document as stored and ``revision`` its revision; a
+    project's ``body`` is a JSON document of the whole project (``services.trash``) and
+    ``revision`` its admins at deletion, comma-separated (who may restore it).
+    ``(project_id, label, deleted_at)`` is the key: a label deleted twice is in the
+    trash twice. ``body`` is None in listings.
     """
 
     project_id: str
     label: str
     deleted_at: str  # UTC "YYYY-MM-DD HH:MM:SS.ffffff"
     deleted_by: str = ""
-    revision: str = ""
+    revision: str = ""  # a record's revision; a project's admins, comma-separated
     timestamp: str = ""  # the record's own timestamp (a project: its last_updated)
     body: str | None = None

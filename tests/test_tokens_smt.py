@@ -15,7 +15,7 @@ import transaction
 from clienthelp import Smt, make_git_project, record_labels, server_json, smt_env
 from conftest import unavailable, unique
 
-from pyramid_sumatra import tokens
+from pyramid_sumatra.services import tokens
 
 
 @pytest.fixture

@@ -216,7 +216,7 @@ def test_dump_to_a_missing_directory_is_a_clear_error(tmp_path, capsys):
 
 
 def test_tokens_and_session_generations_move_and_still_work(tmp_path, capsys):
-    from pyramid_sumatra import tokens
+    from pyramid_sumatra.services import tokens
 
     source, files, final = (sqlite_ini(tmp_path, "a"), filesystem_ini(tmp_path, "fs"),
                             sqlite_ini(tmp_path, "d"))
