@@ -369,3 +369,18 @@ def test_anonymous_readers_of_a_public_project_see_no_usernames(testapp):
     page = testapp.get("/TestProject2/pub/", headers=HTML)
     assert "testuser" not in page.html.select_one("#history").text
     testapp.get("/TestProject2/@@trash", headers=JSON, status=401)  # the write role only
+
+
+def test_an_earlier_revision_of_a_deleted_record_skips_a_newer_record_of_its_label(testapp):
+    put(testapp, "h1", reason="old one")
+    put(testapp, "h1", status=200, reason="old one, edited")
+    first = history(testapp)["entries"][-1]["revision_after"]
+    testapp.delete("/TestProject/h1/", headers=basic(), status=204)
+    old = testapp.get("/TestProject/h1/@@history", {"revision": first}, headers=basic()).json
+    assert old["reason"] == "old one"
+    put(testapp, "h1", reason="new one")
+    put(testapp, "h1", status=200, reason="new one, edited")
+    testapp.delete("/TestProject/h1/", headers=basic(), status=204)
+    # the newest trashed one is the new record; the old revision is still reachable
+    old = testapp.get("/TestProject/h1/@@history", {"revision": first}, headers=basic()).json
+    assert old["reason"] == "old one"

@@ -112,18 +112,25 @@ def as_json(entry: HistoryEntry) -> dict[str, Any]:
 
 
 def revision(storage: Storage, project_id: str, label: str, wanted: str,
-             current: dict | None, current_revision: str) -> dict:
-    """The document of ``label`` at revision ``wanted``, from ``current`` (the live or
-    trashed document) by undoing newer entries; NotFound if history does not reach it."""
+             current: dict | None, current_revision: str, trashed: bool = False) -> dict:
+    """The document of ``label`` at revision ``wanted``, from ``current`` (the live or,
+    with ``trashed``, the trashed document) by undoing newer entries; NotFound if history
+    does not reach it. From a trashed document, entries newer than its deletion (a new
+    record under the same label) are skipped."""
     if current is None or not wanted:
         raise NotFound(f"no revision {wanted[:64]!r} of {label!r}: the record is gone")
     if current_revision == wanted:
         return current
     doc = dict(current)
     cursor = None
+    skipping = trashed
     while True:
         entries = storage.list_history(project_id, label, MAX_LIMIT, cursor)
         for entry in entries:
+            if skipping:
+                skipping = not (entry.action == "delete"
+                                and entry.revision_before == current_revision)
+                continue
             if entry.revision_after == wanted:  # doc is at revision_after before the undo
                 return doc
             for key, change in entry.changes.items():

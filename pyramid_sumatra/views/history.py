@@ -118,12 +118,14 @@ def record_history(context: Record, request: Request):
             raise json_error(HTTPBadRequest, "invalid revision",
                              "revision is the revision (ETag) of an earlier version, "
                              "at most 64 letters and digits")
-        if context.stored is not None:
+        trashed = context.stored is None
+        if not trashed:
             current, revision = context.stored.document, context.stored.revision
         else:
             current, revision = _trashed_document(request, project_id, label)
         try:
-            doc = history.revision(storage, project_id, label, wanted, current, revision)
+            doc = history.revision(storage, project_id, label, wanted, current, revision,
+                                   trashed=trashed)
         except ServiceError as exc:
             raise http_error(exc) from None
         request.response.content_type = "application/json"
