@@ -384,3 +384,14 @@ def test_an_earlier_revision_of_a_deleted_record_skips_a_newer_record_of_its_lab
     # the newest trashed one is the new record; the old revision is still reachable
     old = testapp.get("/TestProject/h1/@@history", {"revision": first}, headers=basic()).json
     assert old["reason"] == "old one"
+
+
+def test_tag_delete_pages_through_many_records(testapp, monkeypatch):
+    from pyramid_sumatra.services import records
+
+    monkeypatch.setattr(records, "_TAG_PAGE", 2)
+    for i in range(5):
+        put(testapp, f"m{i}", tags=["many"])
+    assert testapp.delete("/TestProject/tag/many/", headers=basic()).text == "5"
+    assert len(testapp.get("/TestProject/@@trash", headers={**basic(), **JSON}).json[
+        "records"]) == 5

@@ -15,6 +15,8 @@ from .history import Actor
 from .projects import create_project
 from .trash import trash_record
 
+#: Records ``delete_tagged`` reads (bodies and all) at a time.
+_TAG_PAGE = 200
 #: ``stored`` not given: the service reads the record itself.
 _UNREAD: Any = object()
 
@@ -113,7 +115,12 @@ def delete_tagged(storage: Storage, project_id: str, tag: str,
     """Delete the project's records having ``tag``; return how many."""
     if not (storage.trash_available or storage.history_available):
         return storage.delete_records_by_tag(project_id, tag)
-    page = storage.query_records(project_id, RecordQuery(tags=[tag], with_body=True))
-    for stored in page.records:
-        trash_record(storage, stored, actor)
-    return len(page.records)
+    deleted = 0
+    while True:  # a page at a time: the deleted ones leave the query (own writes)
+        page = storage.query_records(project_id, RecordQuery(tags=[tag], with_body=True,
+                                                             limit=_TAG_PAGE))
+        for stored in page.records:
+            trash_record(storage, stored, actor)
+        deleted += len(page.records)
+        if page.next_cursor is None:
+            return deleted
