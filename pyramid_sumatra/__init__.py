@@ -36,6 +36,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sumatra.login_lockout_max": "300",
     # Directory / OpenID groups are asked again after this many seconds (auth/groups.py).
     "sumatra.groups_refresh_seconds": "300",
+    # History entries kept per record (0: all); days purge keeps trash by default.
+    "sumatra.history.keep": "100",
+    "sumatra.trash.keep_days": "30",
     "retry.attempts": "5",
     # pyramid_tm would ask for the user outside the error views (a 401 became a 500).
     "tm.annotate_user": "false",
@@ -76,7 +79,10 @@ def _session_secret(settings: dict[str, Any]) -> str:
 
 def build_storage(settings: dict[str, Any]) -> Storage:
     """The storage facade for resolved settings (used by the app and the CLI)."""
-    return Storage(create_plugin_manager(settings))
+    storage = Storage(create_plugin_manager(settings))
+    storage.history_keep = int(settings.get("sumatra.history.keep", 100))
+    storage.trash_keep_days = int(settings.get("sumatra.trash.keep_days", 30))
+    return storage
 
 
 def main(global_config: dict[str, Any] | None = None, **settings: Any):

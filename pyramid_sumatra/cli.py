@@ -21,7 +21,7 @@ from pyramid.paster import get_appsettings, setup_logging
 from . import build_storage, resolve_settings, transfer
 from .demo import load_demo
 from .permissions import DEFAULT_ROLE
-from .services import grants, tokens, users
+from .services import grants, tokens, trash, users
 from .services.errors import Conflict, InvalidInput, ServiceError
 from .storage import Storage
 from .storage.plugins import PluginError
@@ -94,6 +94,15 @@ def cmd_projects(storage: Storage, args) -> str:
         access = ", ".join(f"{who}:{role}" for who, role in sorted(grants.items()))
         lines.append(f"{p.id}\t{p.record_count} records\tupdated {p.last_updated}\t{access}")
     return "\n".join(lines)
+
+
+def cmd_purge(storage: Storage, args) -> str:
+    """Empty the trash of what was deleted before --older-than (default sumatra.trash.keep_days)."""
+    if not storage.trash_available:
+        raise CommandError("this server's storage backend has no trash: deletes destroy")
+    cutoff = trash.older_than(args.older_than, storage.trash_keep_days)
+    count = trash.purge_older(storage, cutoff, args.project)
+    return f"purged {count} item(s) deleted before {cutoff[:19]} UTC"
 
 
 def cmd_check(storage: Storage, args) -> str:
@@ -262,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("load", cmd_load, "load a dump into an empty store, then verify it")
     p.add_argument("file")
     p.add_argument("--progress", action="store_true", help="a progress bar even without a tty")
+    p = add("purge", cmd_purge, "empty the trash permanently of what was deleted long ago "
+            "(for cron)")
+    p.add_argument("--older-than", default=None, metavar="DAYS",
+                   help="e.g. 30d; 0d empties it; default: sumatra.trash.keep_days")
+    p.add_argument("--project", default=None, help="only this project's trash")
     add("check", cmd_check, "check storage consistency; --repair fixes what it can") \
         .add_argument("--repair", action="store_true",
                       help="rebuild indexes and counts from the records, remove stray files")

@@ -210,6 +210,7 @@ _ERRORS = {
            f"'Basic realm=\"{REALM}\"' (httplib2 sends credentials only after it).",
     "403": "Authenticated, but this user holds no grant (or too weak a role) here.",
     "404": "No such project, record or tag route.",
+    "409": "The name is taken again (restore a record or project whose name is in use).",
     "406": "None of the representations matches Accept or ?format=.",
     "412": "If-Match names an older revision: GET the resource again.",
     "413": "The request body is larger than sumatra.max_body_size.",
@@ -581,6 +582,74 @@ def _browser_paths() -> dict[str, Any]:
     }
 
 
+def _history_paths() -> dict[str, Any]:
+    """History and trash (JSON and HTML on each): ``@@history``, ``@@trash``, ``/_trash``."""
+    from .services.history import MAX_LIMIT
+
+    entry = {"type": "object", "required": ["at", "id", "action", "user", "changes"],
+             "properties": {
+                 "label": {"type": "string"}, "at": {"type": "string"},
+                 "id": {"type": "string"}, "action": {"type": "string"},
+                 "user": {"type": "string"},
+                 "token": {"type": "string", "description": "The API token's name, if one "
+                                                            "was used."},
+                 "changes": {"type": "object", "description": "Changed top-level fields: "
+                             '{"old": value, "new": value}, a side missing when absent.'},
+                 "revision_before": {"type": "string"}, "revision_after": {"type": "string"}}}
+    page = {"type": "object", "required": ["entries"], "properties": {
+        "project": {"type": "string"}, "label": {"type": "string"},
+        "entries": {"type": "array", "items": entry},
+        "next": {"type": "string", "description": "The next (older) page, when there is one."}}}
+    query = [{"name": "limit", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+             {"name": "cursor", "in": "query", "required": False,
+              "schema": {"type": "string", "maxLength": 64}}]
+    revision = {"name": "revision", "in": "query", "required": False,
+                "schema": {"type": "string", "maxLength": 64, "pattern": "^[0-9A-Za-z_-]+$"},
+                "description": "An earlier revision: the whole record as it was then."}
+    both = {JSON: {"schema": page}, HTML: {"schema": {"type": "string"}}}
+    item = {"type": "object", "properties": {k: {"type": "string"} for k in (
+        "label", "deleted_at", "deleted_by", "timestamp", "revision")}}
+    action = {"type": "object", "required": ["action", "deleted_at"], "properties": {
+        "action": {"enum": ["restore", "purge"]},
+        "label": {"type": "string", "maxLength": 100}, "project": {"type": "string",
+                                                                   "maxLength": 100},
+        "deleted_at": {"type": "string", "maxLength": 26}, "csrf_token": {"type": "string"}}}
+    act_body = {"required": True, "content": {JSON: {"schema": action},
+                                              FORM: {"schema": action}}}
+    acted = {"200": _ok("Done (JSON clients).", {JSON: {"schema": {"type": "object"}}}),
+             "303": {"description": "Done (browsers): back to the page, with a message."},
+             **_errors("403", "404", "409")}
+    return {
+        "/{project}/{label}/@@history": {"parameters": _p("project", "label"), "get": {
+            "summary": "A record's history, newest first (or ?revision=: an earlier version)",
+            "tags": ["history"], "parameters": [*query, revision],
+            "responses": {"200": _ok("History entries, or the earlier document.", both),
+                          **_errors("403", "404")}}},
+        "/{project}/@@history": {"parameters": _p("project"), "get": {
+            "summary": "The project's own history (grants, visibility, description): its "
+                       "admins", "tags": ["history"], "parameters": query,
+            "responses": {"200": _ok("History entries.", both), **_errors("403", "404")}}},
+        "/{project}/@@trash": {"parameters": _p("project"), "get": {
+            "summary": "Deleted records (write role)", "tags": ["history"],
+            "responses": {"200": _ok("Trashed records.", {
+                JSON: {"schema": {"type": "object", "properties": {
+                    "records": {"type": "array", "items": item}}}},
+                HTML: {"schema": {"type": "string"}}}), **_errors("403", "404")}},
+            "post": {"summary": "Restore (write role) or purge (admin) a deleted record",
+                     "tags": ["history"], "requestBody": act_body, "responses": acted}},
+        "/_trash": {"get": {
+            "summary": "Deleted projects: all (server admins) or those the caller "
+                       "administered", "tags": ["history"],
+            "responses": {"200": _ok("Trashed projects.", {
+                JSON: {"schema": {"type": "object", "properties": {
+                    "projects": {"type": "array", "items": {"type": "object"}}}}},
+                HTML: {"schema": {"type": "string"}}}), **_errors("403")}},
+            "post": {"summary": "Restore or purge a deleted project", "tags": ["history"],
+                     "requestBody": act_body, "responses": acted}},
+    }
+
+
 def build_description(limits: Limits, server_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI document; ``server_url`` is where the app is mounted."""
     description = {
@@ -600,7 +669,7 @@ def build_description(limits: Limits, server_url: str | None = None) -> dict[str
                 "'_' are reserved for the server. Every response carries X-Request-Id."),
         },
         "security": [{"basic": []}, {}],
-        "paths": {**_paths(), **_browser_paths()},
+        "paths": {**_paths(), **_browser_paths(), **_history_paths()},
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic",
                                           "description": f"Realm '{REALM}'."}},

@@ -3,7 +3,8 @@
 ``copy`` (store → store), ``dump`` (store → file) and ``load`` (file → store) carry
 users (with their password hashes and session generations), personal API tokens (their
 hashes: tokens keep working), projects, grants and records (bodies as stored,
-revisions kept, so ETags survive), through the storage hooks only: any backend to any
+revisions kept, so ETags survive), record and project history, and the trash (deleted
+records and projects), through the storage hooks only: any backend to any
 backend. Each ends by verifying the destination: the same counts, and per project the
 same sha256 over its records' labels, revisions and documents. The documents are
 compared in canonical form (sorted keys), because a backend may re-serialise a body
@@ -23,7 +24,15 @@ from typing import IO, Any
 
 from .records import build_stored_record, utcnow
 from .storage import Storage
-from .storage.types import ProjectInfo, RecordQuery, StoredRecord, TokenInfo, UserInfo
+from .storage.types import (
+    HistoryEntry,
+    ProjectInfo,
+    RecordQuery,
+    StoredRecord,
+    TokenInfo,
+    TrashItem,
+    UserInfo,
+)
 
 FORMAT = "sumatra-server-dump"
 FORMAT_VERSION = 1
@@ -86,7 +95,51 @@ def summarise(storage: Storage) -> dict[str, Any]:
         "projects": dict(sorted(projects.items())),
         "tokens": {t.id: _digest(json.dumps(asdict(t), sort_keys=True))
                    for t in storage.list_tokens(None)},
+        **history_and_trash_summary(storage),
     }
+
+
+def history_keys(storage: Storage) -> list[tuple[str, str]]:
+    """(project, label) of every history a store may hold: live and trashed records and
+    projects, and each project's own ("" label)."""
+    keys: set[tuple[str, str]] = set()
+    for project in storage.list_projects(None):
+        keys.add((project.id, ""))
+        keys.update((project.id, r.label) for r in iter_records(storage, project.id))
+    for item in storage.list_trash(None):
+        keys.add((item.project_id, item.label))
+        if not item.label:  # a trashed project: its records' histories too
+            full = storage.get_trash(item.project_id, "", item.deleted_at)
+            keys.update((item.project_id, r["label"])
+                        for r in json.loads(full.body or "{}").get("records", []))
+    return sorted(keys)
+
+
+def iter_history(storage: Storage, project_id: str, label: str) -> Iterator[HistoryEntry]:
+    """Every entry of one history, newest first, a page at a time."""
+    before = None
+    while True:
+        entries = storage.list_history(project_id, label, PAGE_SIZE, before)
+        yield from entries
+        if len(entries) < PAGE_SIZE:
+            return
+        before = entries[-1].key
+
+
+def history_and_trash_summary(storage: Storage) -> dict[str, Any]:
+    if not (storage.history_available or storage.trash_available):
+        return {}
+    histories = {}
+    for project_id, label in history_keys(storage):
+        entries = [asdict(e) for e in iter_history(storage, project_id, label)]
+        if entries:
+            histories[f"{project_id}/{label}"] = _digest(json.dumps(entries, sort_keys=True))
+    trashed = {}
+    for item in storage.list_trash(None):
+        full = storage.get_trash(item.project_id, item.label, item.deleted_at)
+        trashed[f"{item.project_id}/{item.label}@{item.deleted_at}"] = _digest(
+            json.dumps(asdict(full), sort_keys=True))
+    return {"history": histories, "trash": trashed}
 
 
 def _digest(text: str) -> str:
@@ -111,6 +164,14 @@ def export_items(storage: Storage, progress: Progress = lambda n: None) -> Itera
             yield {"kind": "record", "project": project.id, "label": rec.label,
                    "revision": rec.revision, "body": rec.body}
             progress(1)
+    for item in storage.list_trash(None):
+        full = storage.get_trash(item.project_id, item.label, item.deleted_at)
+        yield {"kind": "trash", **asdict(full)}
+    if storage.history_available:
+        for project_id, label in history_keys(storage):
+            # oldest first, so that a bounded destination keeps the newest
+            for entry in reversed(list(iter_history(storage, project_id, label))):
+                yield {"kind": "history", **asdict(entry)}
 
 
 # -- writing a store -------------------------------------------------------------------
@@ -145,6 +206,15 @@ def import_item(storage: Storage, item: dict) -> None:
                                 f"labelled {rec.label!r}")
         rec.body, rec.revision = item["body"], item["revision"]
         storage.put_record(rec, create=True)
+    elif kind in ("history", "trash"):
+        available = storage.history_available if kind == "history" else storage.trash_available
+        if not available:
+            raise TransferError(f"the destination's backend does not keep {kind}")
+        fields = {k: v for k, v in item.items() if k != "kind"}
+        if kind == "history":
+            storage.add_history(HistoryEntry(**fields))
+        else:
+            storage.put_trash(TrashItem(**fields))
     else:
         raise TransferError(f"unknown item kind {kind!r}")
 
@@ -165,6 +235,10 @@ def verify(expected: dict[str, Any], storage: Storage) -> dict[str, int]:
     if found["tokens"] != expected.get("tokens", {}):  # dumps made before tokens: none
         problems.append(f"API tokens differ: expected {len(expected.get('tokens', {}))}, "
                         f"found {len(found['tokens'])} (or their fields differ)")
+    for kind in ("history", "trash"):  # dumps made before 0.2.0: none
+        if found.get(kind, {}) != expected.get(kind, {}):
+            problems.append(f"{kind} differs: expected {len(expected.get(kind, {}))} "
+                            f"items, found {len(found.get(kind, {}))} (or they differ)")
     for pid in sorted(set(expected["projects"]) | set(found["projects"])):
         want, got = expected["projects"].get(pid), found["projects"].get(pid)
         if want != got:
@@ -179,7 +253,9 @@ def counts(summary: dict[str, Any]) -> dict[str, int]:
     return {"users": len(summary["users"]), "projects": len(summary["projects"]),
             "grants": sum(len(p["grants"]) for p in projects),
             "records": sum(p["records"] for p in projects),
-            "API tokens": len(summary.get("tokens", {}))}
+            "API tokens": len(summary.get("tokens", {})),
+            "histories": len(summary.get("history", {})),
+            "trashed items": len(summary.get("trash", {}))}
 
 
 def record_total(storage: Storage) -> int:

@@ -156,3 +156,30 @@ def test_adduser_checks_the_name_before_asking_for_a_password(ini):
         res = run(ini, "adduser", "_server")
     assert res.returncode == 1 and "reserved for the server" in res.stderr
     read_password.assert_not_called()
+
+
+def test_purge_empties_old_trash_for_cron(ini):
+    from pyramid_sumatra.services import records as record_service
+
+    assert run(ini, "load-demo").returncode == 0
+    storage = build_storage(settings_of(ini))
+    try:
+        with transaction.manager:
+            record_service.delete_record(storage, "TestProject", "haggling")
+            record_service.delete_record(storage, "TestProject2", "20141013-172504")
+    finally:
+        storage.dispose()
+    res = run(ini, "purge")  # the default keeps 30 days: nothing that young goes
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("purged 0 item(s)")
+    res = run_process(ini, "purge", "--older-than", "0d", "--project", "TestProject")
+    assert res.returncode == 0 and res.stdout.startswith("purged 1 item(s)"), res.stderr
+    res = run(ini, "purge", "--older-than", "soon")
+    assert res.returncode == 1 and "older-than" in res.stderr
+    storage = build_storage(settings_of(ini))
+    try:
+        with transaction.manager:
+            assert [i.label for i in storage.list_trash(None)] == ["20141013-172504"]
+            assert storage.list_history("TestProject", "haggling", 10) == []
+    finally:
+        storage.dispose()

@@ -221,3 +221,36 @@ def test_0007_adds_external_user_columns_keeping_users_local(engine, url):
         command.downgrade(migrate.alembic_config(conn), "0004")
     with engine.connect() as conn:
         assert "source" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}
+
+
+def test_0005_adds_history_and_trash_keeping_data(engine, url):
+    from alembic import command
+
+    from pyramid_sumatra.storage.types import HistoryEntry, TrashItem
+
+    migrate.upgrade(engine, "0004")
+    insert_0001_data(engine)
+    assert migrate.upgrade(engine, "0005") == "0005"
+    assert schema_differences(engine) == []
+    store = storage_for(url)
+    try:
+        with transaction.manager:
+            assert store.list_history("P", "r1", 10) == []  # old records: no history yet
+            store.add_history(HistoryEntry(project_id="P", label="r1", id="0" * 16,
+                                           at="2026-01-01 00:00:00.000000", action="edit",
+                                           changes={"reason": {"old": "a", "new": "b"}}))
+            store.put_trash(TrashItem(project_id="P", label="gone", body="{}",
+                                      deleted_at="2026-01-01 00:00:00.000000"))
+        with transaction.manager:
+            assert store.list_history("P", "r1", 10)[0].changes["reason"]["new"] == "b"
+            assert len(store.list_trash("P")) == 1
+    finally:
+        store.dispose()
+    assert_data_preserved(url)
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0004")
+    with engine.connect() as conn:
+        assert migrate.current(conn) == "0004"
+        assert not sa.inspect(conn).has_table("history")
+        assert not sa.inspect(conn).has_table("trash")
+    assert_data_preserved(url)

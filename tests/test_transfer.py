@@ -265,3 +265,64 @@ def test_a_dump_made_before_tokens_still_loads(tmp_path):
     dump_file.write_text("".join(json.dumps(i) + "\n" for i in items))
     assert main([target, "load", str(dump_file)]) == 0
     assert snapshot(target) == snapshot(source)
+
+
+def history_and_trash(ini: str) -> tuple[dict, list]:
+    """Every history (entries as dicts) and every trashed item (with its body)."""
+    from dataclasses import asdict
+
+    store = open_store(ini)
+    try:
+        with transaction.manager:
+            histories = {f"{p}/{label}": [asdict(e) for e in transfer.iter_history(
+                store, p, label)] for p, label in transfer.history_keys(store)}
+            items = [asdict(store.get_trash(i.project_id, i.label, i.deleted_at))
+                     for i in store.list_trash(None)]
+        return {k: v for k, v in histories.items() if v}, items
+    finally:
+        store.dispose()
+
+
+def test_history_and_trash_move_with_copy_dump_and_load(tmp_path, capsys):
+    from pyramid_sumatra.limits import Limits
+    from pyramid_sumatra.services import projects, records
+    from pyramid_sumatra.services.history import Actor
+
+    source, files, final = (sqlite_ini(tmp_path, "a"), filesystem_ini(tmp_path, "fs"),
+                            sqlite_ini(tmp_path, "d"))
+    fill(source)
+    store = open_store(source)
+    alice = Actor("testuser", "laptop")
+    try:
+        with transaction.manager:
+            for i in range(7):  # more than a page of history (PAGE_SIZE is 5 here)
+                doc = {"label": "h", "timestamp": "2024-01-01 00:00:00", "reason": f"r{i}"}
+                records.save_record(store, "TestProject", "h", doc, "v4", user="testuser",
+                                    limits=Limits(10**6, 100, 100), actor=alice)
+            records.delete_tagged(store, "TestProject", "n1", actor=alice)
+            projects.update_project(store, store.get_project("TestProject2"),
+                                    {"description": "changed"}, actor=alice)
+            projects.delete_project(store, "TestProject2", actor=alice)
+    finally:
+        store.dispose()
+    expected = history_and_trash(source)
+    assert len(expected[1]) == 5  # 4 records tagged n1, 1 project
+    assert len(expected[0]["TestProject/h"]) == 7
+    assert main([source, "copy", files]) == 0
+    assert "trashed items" in capsys.readouterr().out
+    dump_file = tmp_path / "d.jsonl"
+    assert main([files, "dump", str(dump_file)]) == 0
+    kinds = [json.loads(line).get("kind") for line in dump_file.read_text().splitlines()]
+    assert kinds.count("trash") == 5 and kinds.count("history") >= 7 + 4 + 2
+    assert main([final, "load", str(dump_file)]) == 0
+    assert history_and_trash(files) == expected
+    assert history_and_trash(final) == expected
+    # a tampered history entry fails the load's verification
+    lines = dump_file.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if '"kind": "history"' in line)
+    item = json.loads(lines[index])
+    item["user"] = "mallory"
+    lines[index] = json.dumps(item)
+    dump_file.write_text("\n".join(lines) + "\n")
+    assert main([sqlite_ini(tmp_path, "e"), "load", str(dump_file)]) == 1
+    assert "history differs" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from pyramid_sumatra.storage.hookspecs import hookimpl
 from pyramid_sumatra.storage.plugins import PluginError
 from pyramid_sumatra.storage.query import select_entries
 from pyramid_sumatra.storage.types import (
+    HistoryEntry,
     ProjectInfo,
     RecordPage,
     RecordQuery,
@@ -35,6 +36,7 @@ from pyramid_sumatra.storage.types import (
     StorageUnavailable,
     StoredRecord,
     TokenInfo,
+    TrashItem,
     UserInfo,
 )
 
@@ -43,6 +45,7 @@ from .check import check_store, clean_stray_files
 from .codec import CorruptFile
 from .disk import Disk
 from .files import storage_error
+from .history import HistoryFiles
 from .paths import Layout, check_name, name_problem
 from .stage import FilesystemDataManager, ProjectStage
 from .tokens import TokenStore
@@ -86,6 +89,7 @@ class FilesystemBackend:
         self.layout = Layout(root)
         self.disk = Disk(self.layout)
         self.tokens = TokenStore(self.layout.root)
+        self.history = HistoryFiles(self.layout.root)
         # Finish commits a killed process left half-applied before anyone reads them
         # (start-up without initdb too); an unreadable store is reported later, by use.
         try:
@@ -441,3 +445,69 @@ class FilesystemBackend:
     @translate_errors
     def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
         return self.tokens.touch(self._writer().token_ops, token_id, last_used)
+
+    # -- history and the trash (history.py) ------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_add_history(self, entry: HistoryEntry, keep: int) -> bool:
+        self.history.history_file(entry.project_id, entry.label)  # refuses unsafe names
+        self._writer().history_ops.append(("add", dataclasses.replace(entry), keep))
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_history(self, project_id: str, label: str, limit: int,
+                             before: str | None) -> list[HistoryEntry]:
+        if name_problem(project_id) or (label and name_problem(label)):
+            return []
+        entries = self.history.history_view(self._dm().history_ops, project_id, label)
+        return [e for e in reversed(entries) if before is None or e.key < before][:limit]
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_history(self, project_id: str, label: str | None) -> int:
+        if name_problem(project_id) or (label and name_problem(label)):
+            return 0
+        ops = self._dm().history_ops
+        labels = [label] if label is not None else self.history.history_labels(project_id)
+        count = sum(len(self.history.history_view(ops, project_id, x)) for x in labels)
+        self._writer().history_ops.append(("forget", project_id, label))
+        return count
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_trash(self, item: TrashItem) -> bool:
+        self.history.trash_file(item.project_id, item.label, item.deleted_at)
+        self._writer().history_ops.append(("trash", dataclasses.replace(item)))
+        return True
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_trash(self, project_id: str | None, older_than: str | None,
+                           limit: int | None) -> list[TrashItem]:
+        if project_id is not None and name_problem(project_id):
+            return []
+        items = [dataclasses.replace(i, body=None) for i in self.history.trash_view(
+            self._dm().history_ops, project_id).values()
+            if older_than is None or i.deleted_at < older_than]
+        items.sort(key=lambda i: (i.project_id, i.label))
+        items.sort(key=lambda i: i.deleted_at, reverse=True)
+        return items if limit is None else items[:limit]
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_trash(self, project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+        if name_problem(project_id) or (label and name_problem(label)):
+            return None
+        item = self.history.trash_view(self._dm().history_ops, project_id).get(
+            (project_id, label, deleted_at))
+        return None if item is None else dataclasses.replace(item)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
+        if self.sumatra_get_trash(project_id, label, deleted_at) is None:
+            return False
+        self._writer().history_ops.append(("untrash", project_id, label, deleted_at))
+        return True

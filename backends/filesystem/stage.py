@@ -31,6 +31,7 @@ from pyramid_sumatra.storage.types import (
 )
 
 from . import codec, journal
+from . import history as history_file
 from . import tokens as token_file
 from .disk import EMPTY, Disk, IndexState
 from .files import dumps_readable, remove, storage_error
@@ -59,11 +60,12 @@ class FilesystemSavepoint:
 
     def __init__(self, dm: FilesystemDataManager):
         self.dm = dm
-        self.state = copy.deepcopy((dm.projects, dm.users, dm.seen, dm.token_ops))
+        self.state = copy.deepcopy((dm.projects, dm.users, dm.seen, dm.token_ops,
+                                    dm.history_ops))
 
     def rollback(self) -> None:
-        self.dm.projects, self.dm.users, self.dm.seen, self.dm.token_ops = \
-            copy.deepcopy(self.state)
+        (self.dm.projects, self.dm.users, self.dm.seen, self.dm.token_ops,
+         self.dm.history_ops) = copy.deepcopy(self.state)
 
 
 @implementer(transaction.interfaces.ISavepointDataManager)
@@ -74,6 +76,8 @@ class FilesystemDataManager:
         self.projects: dict[str, ProjectStage] = {}
         self.users: dict[str, UserInfo | None] = {}
         self.token_ops: list[token_file.Op] = []  # applied to tokens.json at commit
+        #: applied to history/ and trash/ at commit (history.py)
+        self.history_ops: list[history_file.Op] = []
         #: (project, label) -> the revision this transaction read from disk (None: absent).
         self.seen: dict[tuple[str, str], str | None] = {}
         self.joined = False
@@ -95,7 +99,7 @@ class FilesystemDataManager:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.projects or self.users or self.token_ops)
+        return bool(self.projects or self.users or self.token_ops or self.history_ops)
 
     # -- IDataManager (and savepoints) ---------------------------------------------
 
@@ -194,6 +198,7 @@ class FilesystemDataManager:
         self.projects.clear()
         self.users.clear()
         self.token_ops = []
+        self.history_ops = []
         self.seen.clear()
         self._ops = []
         self._indexes = {}
@@ -210,6 +215,8 @@ class FilesystemDataManager:
             keys.append(Layout.USERS_LOCK)
         if self.token_ops:
             keys.append(token_file.LOCK)
+        if self.history_ops:
+            keys.append(history_file.LOCK)
         return keys
 
     def _plan(self) -> list[journal.Op]:
@@ -231,6 +238,8 @@ class FilesystemDataManager:
             tokens_path = token_file.path(self.layout.root)
             ops.append(token_file.write_op(self.layout.root, self.layout.relative(tokens_path),
                                            self.token_ops))
+        if self.history_ops:
+            ops.extend(history_file.HistoryFiles(self.layout.root).plan(self.history_ops))
         return ops
 
     def _plan_project(self, project_id: str, st: ProjectStage) -> list[journal.Op]:

@@ -18,12 +18,15 @@ from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.hookspecs import hookimpl
 from pyramid_sumatra.storage.types import (
     ANONYMOUS,
+    HistoryEntry,
     ProjectInfo,
     StoredRecord,
     TokenInfo,
+    TrashItem,
     UserInfo,
 )
 
+from . import history as _history
 from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
@@ -394,6 +397,45 @@ class SqlAlchemyBackend(RecordQueries):
     @translate_errors
     def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
         return _tokens.touch_token(self.db, token_id, last_used)
+
+    # -- history and trash (history.py) -------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_add_history(self, entry: HistoryEntry, keep: int) -> bool:
+        return _history.add_history(self.conn, entry, keep)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_history(self, project_id: str, label: str, limit: int,
+                             before: str | None) -> list[HistoryEntry]:
+        return _history.list_history(self.conn, project_id, label, limit, before)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_history(self, project_id: str, label: str | None) -> int:
+        return _history.delete_history(self.conn, project_id, label)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_put_trash(self, item: TrashItem) -> bool:
+        return _history.put_trash(self.conn, item)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_list_trash(self, project_id: str | None, older_than: str | None,
+                           limit: int | None) -> list[TrashItem]:
+        return _history.list_trash(self.conn, project_id, older_than, limit)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_trash(self, project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+        return _history.get_trash(self.conn, project_id, label, deleted_at)
+
+    @hookimpl
+    @translate_errors
+    def sumatra_delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
+        return _history.delete_trash(self.conn, project_id, label, deleted_at)
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

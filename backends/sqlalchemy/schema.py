@@ -140,3 +140,34 @@ record_tags = Table(
     Column("project_id", String(100), nullable=False),
     Index("ix_record_tags_project_tag", "project_id", "tag"),
 )
+
+#: History of records and projects (revision 0005): apart from them, without foreign
+#: keys, so it outlives a delete (the trash restores it). ``label`` "" is the project's.
+history = Table(
+    "history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", String(100), nullable=False),
+    Column("label", String(100), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("entry_id", String(32), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("user", Text, nullable=False, default=""),
+    Column("token", Text, nullable=False, default=""),
+    Column("changes", Text, nullable=False, default="{}"),  # JSON
+    Column("revision_before", String(64), nullable=False, default=""),
+    Column("revision_after", String(64), nullable=False, default=""),
+    Index("ix_history_project_label_at", "project_id", "label", "at", "entry_id"),
+)
+
+#: Deleted records and projects (revision 0005); label "" is a whole project.
+trash = Table(
+    "trash", metadata,
+    Column("project_id", String(100), primary_key=True),
+    Column("label", String(100), primary_key=True),
+    Column("deleted_at", String(32), primary_key=True),
+    Column("deleted_by", Text, nullable=False, default=""),
+    Column("revision", Text, nullable=False, default=""),
+    Column("timestamp", String(32), nullable=False, default=""),
+    Column("body", Text, nullable=False),
+    Index("ix_trash_deleted_at", "deleted_at"),
+)

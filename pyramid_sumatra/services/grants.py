@@ -7,7 +7,9 @@ from ..permissions import DEFAULT_ROLE
 from ..storage import Storage
 from ..storage.types import ANONYMOUS, ROLES
 from ..usernames import username_problem
+from . import history
 from .errors import InvalidInput, LastAdmin, NotFound
+from .history import Actor
 from .projects import require_project
 from .users import require_user
 
@@ -27,7 +29,8 @@ def _check_username(user: str) -> None:
         raise InvalidInput("user", problem[:200])
 
 
-def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE) -> str:
+def grant(storage: Storage, project_id: str, user: object, role: object = DEFAULT_ROLE,
+          actor: Actor | None = None) -> str:
     """Give ``user`` (or ``anonymous``: the public; or ``group:NAME``: every member of a
     directory group, resolved at login) ``role`` on the project; return the role.
 
@@ -47,10 +50,14 @@ def grant(storage: Storage, project_id: str, user: object, role: object = DEFAUL
     if grants.get(user) == "admin" and role != "admin" and admins(grants) == [user]:
         raise LastAdmin(user)
     storage.set_grant(project_id, user, role)
+    if grants.get(user) != role:
+        history.record(storage, actor, project_id, "", "grant",
+                       changes=history.diff({user: grants[user]} if user in grants else {},
+                                            {user: role}))
     return role
 
 
-def revoke(storage: Storage, project_id: str, user: str) -> None:
+def revoke(storage: Storage, project_id: str, user: str, actor: Actor | None = None) -> None:
     """Remove ``user``'s grant on the project."""
     require_project(storage, project_id)
     _check_username(user)
@@ -60,3 +67,5 @@ def revoke(storage: Storage, project_id: str, user: str) -> None:
     if admins(grants) == [user]:
         raise LastAdmin(user)
     storage.revoke_grant(project_id, user)
+    history.record(storage, actor, project_id, "", "revoke",
+                   changes=history.diff({user: grants[user]}, {}))

@@ -8,7 +8,9 @@ from ..permissions import CREATOR_ROLE
 from ..records import name_problem, unstorable
 from ..storage import Storage
 from ..storage.types import ProjectInfo
+from . import history
 from .errors import Conflict, InvalidInput, NotFound
+from .history import Actor
 
 
 def require_project(storage: Storage, project_id: str) -> ProjectInfo:
@@ -31,7 +33,8 @@ def _check_text(changes: dict[str, Any]) -> None:
 
 
 def create_project(storage: Storage, project_id: str, creator: str | None,
-                   name: str | None = None, description: str | None = None) -> ProjectInfo:
+                   name: str | None = None, description: str | None = None,
+                   actor: Actor | None = None) -> ProjectInfo:
     """Create a project; its creator gets the admin role on it."""
     problem = name_problem(project_id, "project id")
     if problem:
@@ -44,10 +47,14 @@ def create_project(storage: Storage, project_id: str, creator: str | None,
     storage.put_project(project)
     if creator:
         storage.set_grant(project_id, creator, CREATOR_ROLE)
+    history.record(storage, actor or Actor(creator or ""), project_id, "", "create",
+                   changes=history.diff({}, {"name": project.name,
+                                             "description": project.description}))
     return project
 
 
-def update_project(storage: Storage, project: ProjectInfo, changes: dict) -> ProjectInfo:
+def update_project(storage: Storage, project: ProjectInfo, changes: dict,
+                   actor: Actor | None = None) -> ProjectInfo:
     """Apply ``name``/``description`` from ``changes``; absent keys keep their value."""
     _check_text(changes)
     updated = ProjectInfo(
@@ -58,10 +65,15 @@ def update_project(storage: Storage, project: ProjectInfo, changes: dict) -> Pro
                      else project.description),
     )
     storage.put_project(updated)
+    fields = history.diff({"name": project.name, "description": project.description},
+                          {"name": updated.name, "description": updated.description})
+    if fields:
+        history.record(storage, actor, project.id, "", "update", changes=fields)
     return updated
 
 
-def delete_project(storage: Storage, project_id: str) -> None:
-    """Delete the project with its records and grants."""
-    if not storage.delete_project(project_id):
-        raise NotFound(f"no project {project_id!r}")
+def delete_project(storage: Storage, project_id: str, actor: Actor | None = None) -> None:
+    """Delete the project with its records and grants (into the trash, when there is one)."""
+    from .trash import trash_project
+
+    trash_project(storage, require_project(storage, project_id), actor)

@@ -7,14 +7,16 @@ from typing import Any
 import pluggy
 import transaction
 
-from .hookspecs import TOKEN_HOOKS
+from .hookspecs import HISTORY_HOOKS, TOKEN_HOOKS, TRASH_HOOKS
 from .types import (
     ExternalIdentity,
+    HistoryEntry,
     ProjectInfo,
     RecordPage,
     RecordQuery,
     StoredRecord,
     TokenInfo,
+    TrashItem,
     UserInfo,
 )
 
@@ -159,3 +161,57 @@ class Storage:
                 hook(**kwargs)
 
         transaction.get().addAfterCommitHook(fire)
+
+    # history and trash (optional hooks: hookspecs.HISTORY_HOOKS, TRASH_HOOKS)
+    #: Retention (``sumatra.history.keep``, ``sumatra.trash.keep_days``): build_storage sets them.
+    history_keep: int = 100
+    trash_keep_days: int = 30
+
+    @property
+    def history_available(self) -> bool:
+        if not hasattr(self, "_history_available"):
+            self._history_available = all(self.implements(h) for h in HISTORY_HOOKS)
+        return self._history_available
+
+    @property
+    def trash_available(self) -> bool:
+        if not hasattr(self, "_trash_available"):
+            self._trash_available = all(self.implements(h) for h in TRASH_HOOKS)
+        return self._trash_available
+
+    def add_history(self, entry: HistoryEntry, prune: bool = True) -> None:
+        """Append ``entry``; ``prune=False`` skips trimming to ``history_keep`` this time
+        (a record's first entry: the next change trims)."""
+        self.hook.sumatra_add_history(entry=entry, keep=self.history_keep if prune else 0)
+
+    def list_history(self, project_id: str, label: str, limit: int,
+                     before: str | None = None) -> list[HistoryEntry]:
+        if not self.history_available:
+            return []
+        return self.hook.sumatra_list_history(project_id=project_id, label=label, limit=limit,
+                                              before=before) or []
+
+    def delete_history(self, project_id: str, label: str | None) -> int:
+        if not self.history_available:
+            return 0
+        return int(self.hook.sumatra_delete_history(project_id=project_id, label=label) or 0)
+
+    def put_trash(self, item: TrashItem) -> None:
+        self.hook.sumatra_put_trash(item=item)
+
+    def list_trash(self, project_id: str | None, older_than: str | None = None,
+                   limit: int | None = None) -> list[TrashItem]:
+        if not self.trash_available:
+            return []
+        return self.hook.sumatra_list_trash(project_id=project_id, older_than=older_than,
+                                            limit=limit) or []
+
+    def get_trash(self, project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+        if not self.trash_available:
+            return None
+        return self.hook.sumatra_get_trash(project_id=project_id, label=label,
+                                           deleted_at=deleted_at)
+
+    def delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
+        return bool(self.hook.sumatra_delete_trash(project_id=project_id, label=label,
+                                                   deleted_at=deleted_at))

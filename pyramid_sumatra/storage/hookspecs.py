@@ -8,7 +8,8 @@ marked ``@storage_hookspec``, listed in ``STORAGE_HOOKS``); it is chosen with
 methods carry ``@hookimpl``. It must implement ``STORAGE_HOOKS`` (start-up
 fails otherwise) and may implement ``OPTIONAL_STORAGE_HOOKS`` (marked
 ``@optional_storage_hookspec(capability)``: without them that capability, e.g.
-personal API tokens, is shown as unavailable).
+personal API tokens, record history or the trash, is shown as unavailable;
+without the history and trash hooks deletes destroy).
 
 Every storage hook is called inside the current ``transaction`` (the request's,
 or the CLI command's): a backend joins it (zope.sqlalchemy, or its own data
@@ -48,11 +49,13 @@ import pluggy
 
 from .types import (
     ExternalIdentity,
+    HistoryEntry,
     ProjectInfo,
     RecordPage,
     RecordQuery,
     StoredRecord,
     TokenInfo,
+    TrashItem,
     UserInfo,
 )
 
@@ -371,6 +374,60 @@ def sumatra_record_deleted(project_id: str, label: str) -> None:
     """Called after the transaction that deleted a record committed."""
 
 
+# -- record history and the trash (optional) ----------------
+# Without them the app still works: deletes destroy, and the pages say that history and
+# trash are unavailable. Both live apart from records and projects: deleting a record
+# or a project (sumatra_delete_record, sumatra_delete_project) leaves them alone.
+
+@optional_storage_hookspec("history")
+def sumatra_add_history(entry: HistoryEntry, keep: int) -> bool:
+    """Append ``entry`` to the history of its record (or project, ``label == ""``).
+
+    With ``keep > 0``, afterwards only the ``keep`` newest entries (by ``entry.key``)
+    of that record are kept; 0 keeps everything. Return True. Must be cheap: it runs
+    on every PUT (one insert and one bounded delete, or one file rewrite).
+    """
+
+
+@optional_storage_hookspec("history")
+def sumatra_list_history(project_id: str, label: str, limit: int,
+                         before: str | None) -> list[HistoryEntry]:
+    """Return up to ``limit`` entries of one record (``label == ""``: the project's own),
+    newest first (``key`` descending), only those whose ``key`` is below ``before``
+    when given. Empty when there are none."""
+
+
+@optional_storage_hookspec("history")
+def sumatra_delete_history(project_id: str, label: str | None) -> int:
+    """Forget history (purge): the record's (``label``), or with ``label=None`` every
+    entry of the project including its own. Return how many entries went."""
+
+
+@optional_storage_hookspec("trash")
+def sumatra_put_trash(item: TrashItem) -> bool:
+    """Keep ``item`` (with its body) in the trash. Return True. An item with the same
+    ``(project_id, label, deleted_at)`` is replaced."""
+
+
+@optional_storage_hookspec("trash")
+def sumatra_list_trash(project_id: str | None, older_than: str | None,
+                       limit: int | None) -> list[TrashItem]:
+    """Return trashed items without their bodies (``body`` None), newest
+    ``deleted_at`` first: a project's records and itself (``project_id``), or every
+    item (None); only those deleted before ``older_than`` when given; at most
+    ``limit`` (None: all)."""
+
+
+@optional_storage_hookspec("trash")
+def sumatra_get_trash(project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+    """Return the trashed item with its body, or None."""
+
+
+@optional_storage_hookspec("trash")
+def sumatra_delete_trash(project_id: str, label: str, deleted_at: str) -> bool:
+    """Remove an item from the trash (restored or purged). Return True if it was there."""
+
+
 #: Hooks a backend must implement (the ones marked ``@storage_hookspec``, in order);
 #: start-up fails if one is missing.
 STORAGE_HOOKS = tuple(name for name, value in list(globals().items())
@@ -386,3 +443,5 @@ for _name in OPTIONAL_STORAGE_HOOKS:
     _capability = globals()[_name].sumatra_capability
     CAPABILITIES[_capability] = (*CAPABILITIES.get(_capability, ()), _name)
 TOKEN_HOOKS = CAPABILITIES["tokens"]
+HISTORY_HOOKS = CAPABILITIES["history"]
+TRASH_HOOKS = CAPABILITIES["trash"]

@@ -171,3 +171,52 @@ class ExternalIdentity:
     display_name: str = ""
     email: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
+
+# -- history and trash (optional hooks: hookspecs.HISTORY_HOOKS, TRASH_HOOKS) ----------
+
+
+@dataclass
+class HistoryEntry:
+    """One change to a record (``label``) or to a project itself (``label == ""``).
+
+    ``at`` is UTC "YYYY-MM-DD HH:MM:SS.ffffff" and ``id`` a random hex string chosen
+    by the app; entries sort by :attr:`key` (newest first when listed). ``changes``
+    maps each changed top-level field to ``{"old": value, "new": value}``, a side
+    missing when the field was absent; it is JSON-serialisable.
+    """
+
+    project_id: str
+    label: str
+    at: str
+    id: str
+    action: str  # create, update, edit, tag, untag, delete, restore; grant, revoke, ...
+    user: str = ""
+    token: str = ""  # the API token's name when the change was made with one
+    changes: dict = field(default_factory=dict)
+    revision_before: str = ""
+    revision_after: str = ""
+
+    @property
+    def key(self) -> str:
+        """The sort key (and the ``before`` bound of ``sumatra_list_history``)."""
+        return f"{self.at}|{self.id}"
+
+
+@dataclass
+class TrashItem:
+    """Something deleted and kept until purged: a record, or (``label == ""``) a project.
+
+    A record's ``body`` is its document as stored and ``revision`` its revision; a
+    project's ``body`` is a JSON document of the whole project (``services.trash``) and
+    ``revision`` its admins at deletion, comma-separated (who may restore it).
+    ``(project_id, label, deleted_at)`` is the key: a label deleted twice is in the
+    trash twice. ``body`` is None in listings.
+    """
+
+    project_id: str
+    label: str
+    deleted_at: str  # UTC "YYYY-MM-DD HH:MM:SS.ffffff"
+    deleted_by: str = ""
+    revision: str = ""  # a record's revision; a project's admins, comma-separated
+    timestamp: str = ""  # the record's own timestamp (a project: its last_updated)
+    body: str | None = None

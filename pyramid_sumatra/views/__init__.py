@@ -163,4 +163,5 @@ def includeme(config: Configurator) -> None:
     config.include(".oidc")
     config.include(".tokens")
     config.include(".health")
+    config.include(".history")
     config.scan(".")

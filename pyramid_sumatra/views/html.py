@@ -28,6 +28,7 @@ from ..records import is_date, tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
 from ..storage.types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
+from .history import recent_history
 from .projects import check_filter_tags, parse_tags, visible_projects
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -233,6 +234,8 @@ def record_page(context, request: Request):
             "dependencies": _entries(doc.get("dependencies")),
             "platforms": _entries(doc.get("platforms")),
             "other": _other_fields(doc),
+            "history": recent_history(request, context.project.id, context.stored.label),
+            "trash_available": request.storage.trash_available,
             "can_edit": request.has_permission(EDIT, context)}
 
 

@@ -12,6 +12,7 @@ from ..permissions import DEFAULT_ROLE, MANAGE, VIEW
 from ..resources import Permissions
 from ..services import grants
 from . import json_error, read_json, render_json, representation, require_project
+from .history import actor
 
 
 def permissions_document(context: Permissions) -> dict:
@@ -55,7 +56,7 @@ def grant(context: Permissions, request: Request):
     require_project(context.project)
     data = _grant_request(request)
     grants.grant(request.storage, context.project.id, data.get("user"),
-                 data.get("role") or DEFAULT_ROLE)
+                 data.get("role") or DEFAULT_ROLE, actor(request))
     return _done(request, context)
 
 
@@ -65,5 +66,5 @@ def revoke(context: Permissions, request: Request):
     user = request.GET.get("user")
     if not user:
         raise json_error(HTTPBadRequest, "invalid user", "name the user: ?user=NAME")
-    grants.revoke(request.storage, context.project.id, user)
+    grants.revoke(request.storage, context.project.id, user, actor(request))
     return _done(request, context)

@@ -24,6 +24,7 @@ from . import (
     representation,
     require_project,
 )
+from .history import actor
 
 MAX_PAGE = 100_000
 
@@ -120,11 +121,11 @@ def put_project(context: Project, request):
     # A project has no revision to name; If-None-Match: * makes the PUT create-only.
     check_if_none_match(request, "exists" if context.exists else None)
     if context.exists:
-        projects.update_project(request.storage, context.info, body)
+        projects.update_project(request.storage, context.info, body, actor(request))
         request.response.status_int = 200
     else:
         projects.create_project(request.storage, context.id, request.authenticated_userid,
-                                body.get("name"), body.get("description"))
+                                body.get("name"), body.get("description"), actor(request))
         request.response.status_int = 201
     context.__dict__.pop("info", None)  # re-read after the write
     request.response.location = request.resource_url(context)
@@ -143,7 +144,7 @@ def _project_json(request: Request, context: Project):
 @view_config(context=Project, request_method="DELETE", permission=MANAGE)
 def delete_project(context: Project, request):
     require_project(context)
-    projects.delete_project(request.storage, context.id)
+    projects.delete_project(request.storage, context.id, actor(request))
     return HTTPNoContent()
 
 
@@ -155,7 +156,7 @@ def get_tagset(context: TagSet, request):
 @view_config(context=TagSet, request_method="DELETE", permission=EDIT)
 def delete_tagset(context: TagSet, request):
     require_project(context.project)
-    count = delete_tagged(request.storage, context.project.id, context.tag)
+    count = delete_tagged(request.storage, context.project.id, context.tag, actor(request))
     request.response.content_type = "text/plain"
     request.response.charset = "utf-8"
     request.response.text = str(count)

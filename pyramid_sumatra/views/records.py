@@ -20,6 +20,7 @@ from . import (
     representation,
     require_project,
 )
+from .history import actor
 
 
 def _require(context) -> None:
@@ -54,7 +55,8 @@ class RecordWrites:
         check_if_none_match(request, stored.revision if stored else None)
         record, created = save_record(
             request.storage, context.project.id, context.label, incoming, media_version,
-            user=request.authenticated_userid, limits=record_limits(request), stored=stored)
+            user=request.authenticated_userid, limits=record_limits(request), stored=stored,
+            actor=actor(self.request))
         rep = representation(request, context)
         if rep is None or rep.is_html:
             rep = offers("record")[0]
@@ -67,5 +69,6 @@ class RecordWrites:
     def delete(self):
         _require(self.context)
         check_if_match(self.request, self.context.stored.revision)
-        delete_record(self.request.storage, self.context.project.id, self.context.label)
+        delete_record(self.request.storage, self.context.project.id, self.context.label,
+                      actor(self.request))
         return HTTPNoContent()

@@ -20,6 +20,7 @@ from ..services.errors import InvalidInput, NotFound, ServiceError
 from ..services.projects import create_project
 from ..services.records import delete_record, delete_records, save_annotations, tag_records
 from ..storage.types import ANONYMOUS
+from .history import actor
 
 
 def flash(request: Request, message: str, queue: str = "info") -> None:
@@ -43,7 +44,7 @@ def create_project_form(context: Root, request: Request):
     try:
         create_project(request.storage, project_id, request.authenticated_userid,
                        request.POST.get("name", "").strip(),
-                       request.POST.get("description", "").strip())
+                       request.POST.get("description", "").strip(), actor(request))
     except ServiceError as exc:
         flash(request, _sentence(exc.detail), "error")
         return _back(request, context)
@@ -68,7 +69,7 @@ def edit_record_form(context: Record, request: Request):
     changes = {k: request.POST[k] for k in ANNOTATION_FIELDS if k in request.POST}
     try:
         changed = save_annotations(request.storage, stored, changes,
-                                   limits=record_limits(request))
+                                   limits=record_limits(request), actor=actor(request))
     except InvalidInput as exc:
         flash(request, exc.message, "error")
         return _back(request, context)
@@ -79,7 +80,7 @@ def edit_record_form(context: Record, request: Request):
 @view_config(context=Record, name="delete", request_method="POST", permission=EDIT)
 def delete_record_form(context: Record, request: Request):
     try:
-        delete_record(request.storage, context.project.id, context.label)
+        delete_record(request.storage, context.project.id, context.label, actor(request))
     except NotFound:
         flash(request, f"There is no record {context.label!r}.", "error")
     else:
@@ -116,7 +117,7 @@ def bulk_tag(context: Project, request: Request):
         return _back(request, context)
     adding = request.POST["action"] == "tag"
     changed, refused = tag_records(request.storage, context.id, labels, tags, add=adding,
-                                   limits=record_limits(request))
+                                   limits=record_limits(request), actor=actor(request))
     for label, exc in refused.items():
         flash(request, f"{label}: {exc.message}", "error")
     verb = "Tagged" if adding else "Untagged"
@@ -129,7 +130,7 @@ def bulk_tag(context: Project, request: Request):
              permission=EDIT)
 def bulk_delete(context: Project, request: Request):
     labels = _selected(request)
-    deleted = delete_records(request.storage, context.id, labels)
+    deleted = delete_records(request.storage, context.id, labels, actor(request))
     flash(request, f"Deleted {deleted} record(s)." if deleted else "Select records to delete.",
           "info" if deleted else "error")
     return _back(request, context)
@@ -142,7 +143,7 @@ def _permission_change(request: Request, context: Permissions, change, args: tup
                        done: str):
     """``change`` (grants.grant or grants.revoke) on this project; flash what happened."""
     try:
-        change(request.storage, context.project.id, *args)
+        change(request.storage, context.project.id, *args, actor=actor(request))
     except ServiceError as exc:
         flash(request, exc.detail, "error")
     else:

@@ -22,12 +22,14 @@ from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.hookspecs import hookimpl
 from pyramid_sumatra.storage.query import select_entries
 from pyramid_sumatra.storage.types import (
+    HistoryEntry,
     ProjectInfo,
     RecordPage,
     RecordQuery,
     StorageConflict,
     StoredRecord,
     TokenInfo,
+    TrashItem,
     UserInfo,
 )
 
@@ -46,6 +48,10 @@ class Data:
     grants: dict[str, dict[str, str]] = field(default_factory=dict)  # project → principal → role
     records: dict[str, dict[str, StoredRecord]] = field(default_factory=dict)  # project → label
     tokens: dict[str, TokenInfo] = field(default_factory=dict)  # token id → token
+    #: (project, label) → entries, oldest first; label "" is the project's own history.
+    history: dict[tuple[str, str], list[HistoryEntry]] = field(default_factory=dict)
+    #: (project, label, deleted_at) → the trashed item, with its body.
+    trash: dict[tuple[str, str, str], TrashItem] = field(default_factory=dict)
 
 
 class _Snapshot:
@@ -342,3 +348,54 @@ class MemoryBackend:
             return False
         token.last_used = last_used
         return True
+
+    # -- history and the trash (optional hooks) -----------------------------------
+
+    @hookimpl
+    def sumatra_add_history(self, entry: HistoryEntry, keep: int) -> bool:
+        entries = self._data(write=True).history.setdefault(
+            (entry.project_id, entry.label), [])
+        entries.append(dataclasses.replace(entry, changes=copy.deepcopy(entry.changes)))
+        entries.sort(key=lambda e: e.key)
+        if keep > 0:
+            del entries[:-keep]
+        return True
+
+    @hookimpl
+    def sumatra_list_history(self, project_id: str, label: str, limit: int,
+                             before: str | None) -> list[HistoryEntry]:
+        entries = self._data().history.get((project_id, label), [])
+        found = [e for e in reversed(entries) if before is None or e.key < before]
+        return [dataclasses.replace(e, changes=copy.deepcopy(e.changes)) for e in found[:limit]]
+
+    @hookimpl
+    def sumatra_delete_history(self, project_id: str, label: str | None) -> int:
+        data = self._data(write=True)
+        keys = [k for k in data.history if k[0] == project_id and label in (None, k[1])]
+        return sum(len(data.history.pop(k)) for k in keys)
+
+    @hookimpl
+    def sumatra_put_trash(self, item: TrashItem) -> bool:
+        self._data(write=True).trash[(item.project_id, item.label, item.deleted_at)] = \
+            dataclasses.replace(item)
+        return True
+
+    @hookimpl
+    def sumatra_list_trash(self, project_id: str | None, older_than: str | None,
+                           limit: int | None) -> list[TrashItem]:
+        items = [dataclasses.replace(i, body=None) for i in self._data().trash.values()
+                 if (project_id is None or i.project_id == project_id)
+                 and (older_than is None or i.deleted_at < older_than)]
+        items.sort(key=lambda i: (i.project_id, i.label))
+        items.sort(key=lambda i: i.deleted_at, reverse=True)
+        return items if limit is None else items[:limit]
+
+    @hookimpl
+    def sumatra_get_trash(self, project_id: str, label: str, deleted_at: str) -> TrashItem | None:
+        item = self._data().trash.get((project_id, label, deleted_at))
+        return None if item is None else dataclasses.replace(item)
+
+    @hookimpl
+    def sumatra_delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
+        return self._data(write=True).trash.pop((project_id, label, deleted_at), None) \
+            is not None
