@@ -61,6 +61,20 @@ def test_first_record_creates_the_project_with_its_creator_as_admin(store):
         assert store.get_record("P", "r1").document["reason"] == "first"
 
 
+def test_a_project_created_meanwhile_is_no_conflict_for_a_record(store):
+    """A sweep's first records race to create the project: the loser stores its record
+    into the winner's project (a 409 there was found under SIGKILL load on PostgreSQL)
+    and is granted nothing."""
+    with transaction.manager:
+        projects.create_project(store, "P", "bob")
+    record, created = save(store, doc(reason="second writer"))
+    assert created
+    with transaction.manager:
+        assert store.get_grants("P") == {"bob": "admin"}
+        with pytest.raises(Conflict):
+            projects.create_project(store, "P", "carol")
+
+
 def test_second_save_merges_and_an_unchanged_one_keeps_its_revision(store):
     first, _ = save(store, doc(main_file="a.py", reason="first", duration=1))
     second, created = save(store, doc(main_file="b.py", reason="second", duration=2))

@@ -34,13 +34,21 @@ def _check_text(changes: dict[str, Any]) -> None:
 
 def create_project(storage: Storage, project_id: str, creator: str | None,
                    name: str | None = None, description: str | None = None,
-                   actor: Actor | None = None) -> ProjectInfo:
-    """Create a project; its creator gets the admin role on it."""
+                   actor: Actor | None = None, *, exists_ok: bool = False) -> ProjectInfo:
+    """Create a project; its creator gets the admin role on it.
+
+    ``exists_ok``: a project that exists already (created meanwhile by a concurrent
+    request, as the first records of a sweep are) is returned as it is, and nobody is
+    granted anything; otherwise that is a Conflict.
+    """
     problem = name_problem(project_id, "project id")
     if problem:
         raise InvalidInput("id", problem)
     _check_text({"name": name, "description": description})
-    if storage.get_project(project_id) is not None:
+    existing = storage.get_project(project_id)
+    if existing is not None:
+        if exists_ok:
+            return existing
         raise Conflict(f"a project {project_id!r} already exists")
     project = ProjectInfo(id=project_id, name=name or project_id,
                           description=description or "")

@@ -40,8 +40,8 @@ def save_record(storage: Storage, project_id: str, label: str, incoming: Any,
         stored = storage.get_record(project_id, label)
     check_record(incoming, limits)
     record = prepare_put(project_id, label, incoming, media_version, stored)
-    if stored is None and storage.get_project(project_id) is None:
-        create_project(storage, project_id, user)
+    if stored is None:  # a sweep's first records race to create the project: not a 409
+        create_project(storage, project_id, user, exists_ok=True)
     if stored is not None and stored.body == record.body:
         return stored, False
     storage.put_record(record, create=stored is None)
