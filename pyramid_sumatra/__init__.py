@@ -29,6 +29,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sumatra.session_max_age": "86400",
     # Limits (limits.py): request body bytes, tags per record, characters per tag.
     "sumatra.max_body_size": str(16 * 1024 * 1024),
+    # Web forms (login, the UI's posts) are small; a bigger form body is 413 unread.
+    "sumatra.max_form_size": str(1024 * 1024),
     "sumatra.max_tags": "100",
     "sumatra.max_tag_length": "100",
     # Failed logins per username before 429 + Retry-After; the longest wait (seconds).

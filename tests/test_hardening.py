@@ -291,9 +291,10 @@ def test_flood_of_5mb_usernames_does_not_grow_the_process(make_app):  # noqa: F8
     before = _rss_kb()
     for i in range(20):
         name = f"{i:02d}" + "u" * (5 * 1024 * 1024)
+        # A 5 MB form is refused unread (sumatra.max_form_size, 1 MiB): never parsed.
         res = app.post("/_login", {"username": name, "password": "p", "csrf_token": token},
-                       headers=HTML, status=400)
-        assert "u" * 1000 not in res.text  # not echoed
+                       headers=HTML, status=413)
+        assert "u" * 1000 not in res.text and "sumatra.max_form_size" in res.text
         res = app.get("/TestProject/", headers={**JSON, **basic(name, "p")}, status=401)
         assert len(res.body) < 1000
         del name, res
@@ -304,6 +305,19 @@ def test_flood_of_5mb_usernames_does_not_grow_the_process(make_app):  # noqa: F8
     # malloc may keep a few freed 5 MB buffers: 0-30 MB of noise.
     assert grown_mb < 60
     assert len(throttle) == 1  # the 100-character name only: bad names are never counted
+
+
+def test_form_bodies_have_their_own_smaller_limit(make_app):  # noqa: F811
+    """Forms (login, the UI's posts) are small; JSON record bodies may be 16 MiB."""
+    app = make_app(**{"sumatra.max_form_size": "1000"})
+    big = {"username": "u" * 2000, "password": "p"}
+    res = app.post("/_login", big, headers=HTML, status=413)
+    assert "sumatra.max_form_size" in res.text
+    res = app.post("/_login", big, headers={**JSON}, status=413)
+    assert res.json["error"] == "request body too large"
+    # The same size as JSON is a record body, under sumatra.max_body_size: not refused.
+    doc = {"label": "r-big", "timestamp": "2024-01-01 00:00:00", "reason": "x" * 2000}
+    app.put_json("/TestProject/r-big/", doc, headers=basic(), status=201)
 
 
 def test_many_100kb_usernames_are_not_counted(make_app):  # noqa: F811

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import transaction
-from contract_support import put, record
 
+from pyramid_sumatra.storage.testing.support import put, record
 from pyramid_sumatra.storage.types import HistoryEntry, ProjectInfo, TrashItem
 
 
