@@ -306,3 +306,26 @@ TOKEN_HOOKS = (
     "sumatra_touch_token",
 )
 OPTIONAL_STORAGE_HOOKS = ("sumatra_bump_session_generation", *TOKEN_HOOKS)
+
+
+# -- record queries (optional: without it the app evaluates queries itself) -----------
+
+
+@hookspec(firstresult=True)
+def sumatra_search_records(project_id: str, query: RecordQuery, where: Any) -> RecordPage | None:
+    """Select the records that match ``query`` AND the query-language tree ``where``.
+
+    ``where`` is a :mod:`pyramid_sumatra.query.tree` node (docs/query.md); the
+    records selected must be exactly those :func:`pyramid_sumatra.query.matches`
+    accepts (the contract suite checks it). Otherwise as ``sumatra_query_records``:
+    same order, bodies only with ``query.with_body``, ``labels`` for
+    ``query.labels_only``, ``next_cursor`` when ``limit`` cut the page short;
+    ``total`` may be None when counting would cost a second pass. A backend may
+    return None to leave this query to the app, which then reads pages of
+    ``sumatra_query_records`` and applies the reference evaluator. A malformed
+    cursor or an unknown ``order`` raises ValueError.
+    """
+
+
+#: Optional hooks the built-in filesystem backend lacks (the app falls back).
+QUERY_HOOKS = ("sumatra_search_records",)

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from . import search as _search
 from . import tokens as _tokens
 from .schema import grants, projects, record_tags, records, users
 
@@ -383,6 +384,10 @@ class SqlAlchemyBackend:
     @hookimpl
     @translate_errors
     def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
+        return self._query_records(project_id, query)
+
+    def _query_records(self, project_id: str, query: RecordQuery, where=None) -> RecordPage:
+        """The records ``query`` selects; ``where``: one more SQL condition (search.py)."""
         descending = query.order.startswith("-")
         field = query.order.lstrip("-")
         if field not in SORTABLE:
@@ -405,6 +410,8 @@ class SqlAlchemyBackend:
             conditions.append(records.c.timestamp >= query.since)
         if query.until:
             conditions.append(records.c.timestamp <= query.until)
+        if where is not None:
+            conditions.append(where)
         total = None
         if query.limit is not None or query.cursor:
             total = self.db.execute(select(func.count()).select_from(records).where(
@@ -701,3 +708,11 @@ class SqlAlchemyBackend:
     @translate_errors
     def sumatra_touch_token(self, token_id: str, last_used: str) -> bool:
         return _tokens.touch_token(self.db, token_id, last_used)
+
+    # -- the query language (search.py) ------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_search_records(self, project_id: str, query: RecordQuery,
+                               where: Any) -> RecordPage:
+        return _search.search(self, project_id, query, where)
