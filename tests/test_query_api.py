@@ -201,3 +201,33 @@ def test_ndjson_memory_stays_flat(storage, testapp, monkeypatch):
     small, large = _stream_peak(app, "Small"), _stream_peak(app, "Large")
     # Ten times the records, nowhere near ten times the memory (one page at a time).
     assert large < small * 2, (small, large)
+
+
+# -- the record table's search box and the plot data ------------------------------------------
+
+
+def test_the_search_box_takes_a_query_or_plain_text(testapp, sweep):
+    from bs4 import BeautifulSoup
+
+    def table_labels(q: str) -> list[str]:
+        page = testapp.get(f"/{P}/?limit=200&q={quote(q)}",
+                           headers={"Accept": "text/html", **basic()})
+        soup = BeautifulSoup(page.text, "html.parser")
+        return soup, [a.text.strip() for a in soup.select("td a[href$='/']")
+                      if a.text.strip().startswith("run")]
+
+    _, got = table_labels("params.tau_m = 7 and params.distr = uniform")
+    assert got == expected(sweep, lambda d: params(d) == (7, "uniform")) and got
+    soup, got = table_labels("run001")  # plain text: a substring of the label
+    assert got == expected(sweep, lambda d: "run001" in d["label"]) and got
+    assert soup.select_one("#query-problem") is None
+    soup, got = table_labels("duration < soon")  # looks like a query, is not: text, and why
+    assert got == [] and "expected a number" in soup.select_one("#query-problem").text
+
+
+def test_plotdata_q_takes_the_query_language(testapp, sweep):
+    body = testapp.get(f"/{P}/@@plotdata?q=" + quote("params.tau_m < 3"),
+                       headers={**JSON, **basic()}).json
+    assert [r["label"] for r in body["records"]] == expected(sweep, lambda d: params(d)[0] < 3)
+    text = testapp.get(f"/{P}/@@plotdata?q=run0001", headers={**JSON, **basic()}).json
+    assert [r["label"] for r in text["records"]] == ["run0001"]
