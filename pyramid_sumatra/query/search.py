@@ -61,12 +61,13 @@ def _decode(cursor: str) -> tuple[str | None, int, int]:
 
 def evaluate_pages(read: Callable[[RecordQuery], RecordPage], query: RecordQuery, where: Node,
                    *, cursor_of: Callable[[str | None, int, int, StoredRecord], str] = _encode,
-                   start: tuple[str | None, int, int] | None = None) -> RecordPage:
+                   start: tuple[str | None, int, int] | None = None,
+                   doc_of: Callable[[StoredRecord], dict] = document) -> RecordPage:
     """The page of records ``read`` selects that also match ``where``.
 
     ``read`` answers a RecordQuery (with bodies); ``cursor_of(chunk cursor, records
     of the chunk consumed, chunk size, last record returned)`` names where the next
-    page starts.
+    page starts; ``doc_of(record)`` the document the evaluator reads.
     """
     inner, skip, size = start or (None, 0, FIRST_CHUNK)
     limit = query.limit
@@ -76,7 +77,7 @@ def evaluate_pages(read: Callable[[RecordQuery], RecordPage], query: RecordQuery
         page = read(chunk)
         for index in range(skip, len(page.records)):
             record = page.records[index]
-            if not matches(where, document(record)):
+            if not matches(where, doc_of(record)):
                 continue
             if limit is not None and len(matched) == limit:
                 return _page(matched, query, cursor_of(inner, index, size, matched[-1]), None)

@@ -4,6 +4,7 @@ the plot data and scripts (docs/query.md).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -63,11 +64,21 @@ def interpret_search(text: str) -> SearchText:
         return SearchText(text=text, problem=problem)
 
 
+@functools.lru_cache(maxsize=64)
+def _project_suffix(project_id: str) -> str:
+    return ',"project_id":' + json.dumps(project_id, ensure_ascii=False) + "}"
+
+
 def record_json(record: StoredRecord, project_id: str) -> bytes:
     """The record document as GET record serves it (v4), with its ``project_id``."""
-    assert record.body is not None
+    body = record.body
+    assert body is not None
+    # The usual case (smt sends project_id last): the text as stored, no parse. The suffix
+    # can only be the top-level object's last member (a string cannot end at its '}').
+    if body.endswith(_project_suffix(project_id)):
+        return body.encode()
     try:
-        doc = orjson.loads(record.body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError:  # integers beyond 64 bits: json reads them
         doc = json.loads(record.body)
     if doc.get("project_id") != project_id:

@@ -141,7 +141,10 @@ def terms(draw) -> str:
         return f"{field} in ({', '.join(values)})"
     name = draw(st.sampled_from(NAMES))
     op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "~"]))
-    return f"params.{name} {op} {draw(any_literals)}"
+    value = draw(any_literals)
+    if value in ("true", "false") and op not in ("=", "!=", "~"):
+        op = "!="  # booleans are not ordered (a 400)
+    return f"params.{name} {op} {value}"
 
 
 queries = st.recursive(
