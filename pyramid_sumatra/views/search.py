@@ -87,7 +87,8 @@ def stream(context: Project, request: Request) -> Response:
     query = _query(request, limit=parse_limit(request))
     # Check the cursor and the query now, while a 400 can still be sent.
     _search(request, context, RecordQuery(tags=query.tags, cursor=query.cursor, limit=1), where)
-    response = Response(content_type=NDJSON, charset="utf-8")
+    response = Response()
+    response.headers["Content-Type"] = f"{NDJSON}; charset=utf-8"
     response.app_iter = stream_records(request.storage, context.id, query, where)
     response.headers["Vary"] = "Accept"
     return response
