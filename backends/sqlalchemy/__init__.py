@@ -415,7 +415,7 @@ class SqlAlchemyBackend:
         if where is not None:
             conditions.append(where)
         total = None
-        if count and (query.limit is not None or query.cursor):
+        if count and query.count_total and (query.limit is not None or query.cursor):
             total = self.db.execute(select(func.count()).select_from(records).where(
                 *conditions)).scalar_one()
         if query.cursor:

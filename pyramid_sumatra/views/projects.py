@@ -89,7 +89,7 @@ def _project_response(request: Request, context, project: Project, tags: list[st
                       tags_given: str | None, where=None):
     require_project(project)
     query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"),
-                        labels_only=True)
+                        labels_only=True, count_total=where is None)  # the document has no total
     try:
         page = request.storage.search_records(project.id, query, where)
     except ValueError as exc:  # a malformed cursor

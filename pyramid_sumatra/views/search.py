@@ -65,7 +65,7 @@ def expanded_page(context: Project, request: Request):
     where = search_where(request)
     _expand(request)
     page = _search(request, context, _query(request, limit=_expanded_limit(request),
-                                            with_body=True), where)
+                                            with_body=True, count_total=False), where)
     next_url = request.resource_url(context, query={**request.GET, "cursor": page.next_cursor}) \
         if page.next_cursor else None
     head, _ = document_text({"id": context.id, "count": len(page.records), "total": page.total,
@@ -84,7 +84,7 @@ def stream(context: Project, request: Request) -> Response:
     require_project(context)
     where = search_where(request)
     _expand(request)
-    query = _query(request, limit=parse_limit(request))
+    query = _query(request, limit=parse_limit(request), count_total=False)
     # Check the cursor and the query now, while a 400 can still be sent.
     _search(request, context, RecordQuery(tags=query.tags, cursor=query.cursor, limit=1), where)
     response = Response()
