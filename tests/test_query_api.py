@@ -231,3 +231,22 @@ def test_plotdata_q_takes_the_query_language(testapp, sweep):
     assert [r["label"] for r in body["records"]] == expected(sweep, lambda d: params(d)[0] < 3)
     text = testapp.get(f"/{P}/@@plotdata?q=run0001", headers={**JSON, **basic()}).json
     assert [r["label"] for r in text["records"]] == ["run0001"]
+
+
+def test_a_costly_query_gives_short_pages_or_a_400(testapp, sweep, monkeypatch):
+    from pyramid_sumatra.query import search as query_search
+
+    monkeypatch.setattr(query_search, "BUDGET", 0.0)  # every chunk overruns
+    monkeypatch.setattr(query_search, "FIRST_CHUNK", 4)
+    q = quote("params.tau_m < 10 or params.distr = normal")
+    want = expected(sweep, lambda d: params(d)[0] < 10 or params(d)[1] == "normal")
+    got, url, pages = [], f"/{P}/?q={q}&expand=records&limit=1000", 0
+    while url:
+        page = testapp.get(url, headers={**JSON, **basic()}).json
+        got += [r["label"] for r in page["records"]]
+        url, pages = page["next"], pages + 1
+    assert got == want and pages > 3  # short pages, each with a cursor to go on from
+    res = get(testapp, f"q={q}", status=400)  # every label at once: no page to cut short
+    assert res.json["error"] == "invalid q" and "more than 0 s" in res.json["detail"]
+    lines = get(testapp, f"q={q}", headers=NDJSON).body.splitlines()
+    assert [json.loads(line)["label"] for line in lines] == want

@@ -14,9 +14,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyramid_sumatra.cursors import encode_cursor
+from pyramid_sumatra.query import search as generic
 from pyramid_sumatra.query.evaluate import ascii_lower
 from pyramid_sumatra.query.fields import TEXT_FIELDS
-from pyramid_sumatra.query.search import FIRST_CHUNK, document, evaluate_pages
+from pyramid_sumatra.query.search import document, evaluate_pages
 from pyramid_sumatra.query.tree import And, Compare, Exists, Has, In, Node, Not, Or
 from pyramid_sumatra.types import RecordPage, RecordQuery, StoredRecord
 from sqlalchemy import Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
@@ -163,7 +164,7 @@ def search(backend: SqlAlchemyBackend, project_id: str, query: RecordQuery,
     page = evaluate_pages(
         lambda q: backend._query_records(project_id, q, condition, body=lean, count=False),
         replace(query, with_body=False, labels_only=False), where, cursor_of=cursor_of,
-        start=(query.cursor, 0, FIRST_CHUNK), doc_of=_document)
+        start=(query.cursor, 0, generic.FIRST_CHUNK), doc_of=_document)
     if query.with_body and page.records:
         bodies = _bodies(backend, project_id, [r.label for r in page.records])
         page.records = [replace(r, body=bodies[r.label]) for r in page.records]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import orjson
 
 from ..cursors import MAX_CURSOR_LENGTH
+from ..services.errors import InvalidInput
 from ..types import RecordPage, RecordQuery, StoredRecord
 from .evaluate import matches
 from .tree import Node
@@ -24,6 +26,17 @@ from .tree import Node
 #: Records read per chunk: the first chunk is small (a page of 25 needs few), later
 #: ones grow so that scanning 100,000 records is ~30 backend queries, not 400.
 FIRST_CHUNK, MAX_CHUNK = 256, 4096
+#: Seconds one page may spend evaluating: a page is then cut short (fewer records, and a
+#: cursor to go on from), so that a query no SQL can narrow cannot hold a worker for long.
+BUDGET = 10.0
+
+
+class QueryTooCostly(InvalidInput):
+    """A query without ``limit`` that cannot be answered within the time budget."""
+
+    def __init__(self) -> None:
+        super().__init__("q", f"the query needs more than {BUDGET:g} s of evaluation; "
+                              "ask for pages (limit) or narrow it (tags, timestamp, duration)")
 _PREFIX = "q"
 
 
@@ -66,11 +79,13 @@ def evaluate_pages(read: Callable[[RecordQuery], RecordPage], query: RecordQuery
     """The page of records ``read`` selects that also match ``where``.
 
     ``read`` answers a RecordQuery (with bodies); ``cursor_of(chunk cursor, records
-    of the chunk consumed, chunk size, last record returned)`` names where the next
-    page starts; ``doc_of(record)`` the document the evaluator reads.
+    of the chunk consumed, chunk size, last record examined)`` names where the next
+    page starts; ``doc_of(record)`` the document the evaluator reads. Past ``BUDGET``
+    seconds the page is cut short (QueryTooCostly without a limit).
     """
     inner, skip, size = start or (None, 0, FIRST_CHUNK)
     limit = query.limit
+    deadline = time.monotonic() + BUDGET
     matched: list[StoredRecord] = []
     while True:
         chunk = replace(query, cursor=inner, limit=size, with_body=True, labels_only=False)
@@ -85,6 +100,10 @@ def evaluate_pages(read: Callable[[RecordQuery], RecordPage], query: RecordQuery
         if not page.next_cursor:
             return _page(matched, query, None, len(matched) if limit is None else None)
         inner, skip, size = page.next_cursor, 0, min(size * 2, MAX_CHUNK)
+        if time.monotonic() > deadline:  # a short page; the cursor goes on after this chunk
+            if limit is None:
+                raise QueryTooCostly()
+            return _page(matched, query, cursor_of(inner, 0, size, page.records[-1]), None)
 
 
 def _page(records: list[StoredRecord], query: RecordQuery, next_cursor: str | None,

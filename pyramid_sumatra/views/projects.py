@@ -13,6 +13,7 @@ from ..permissions import EDIT, MANAGE, VIEW
 from ..records import whole_number
 from ..resources import Project, Root, TagSet
 from ..services import projects, tokens
+from ..services.errors import InvalidInput
 from ..services.records import delete_tagged
 from ..types import ANONYMOUS, RecordQuery
 from . import (
@@ -92,6 +93,8 @@ def _project_response(request: Request, context, project: Project, tags: list[st
                         labels_only=True, count_total=where is None)  # the document has no total
     try:
         page = request.storage.search_records(project.id, query, where)
+    except InvalidInput:  # a query too costly without a limit: 400 naming q
+        raise
     except ValueError as exc:  # a malformed cursor
         raise json_error(HTTPBadRequest, "invalid cursor", str(exc)) from None
     doc = project_document(request, project, page.all_labels(), tags_given)

@@ -16,6 +16,7 @@ from ..documents import document_text
 from ..permissions import VIEW
 from ..records import revision_of, whole_number
 from ..resources import Project
+from ..services.errors import InvalidInput
 from ..services.search import MAX_EXPANDED, parse_where, record_json, stream_records
 from ..types import RecordQuery
 from . import json_error, render_json, representation, require_project
@@ -55,6 +56,8 @@ def _query(request: Request, **kw) -> RecordQuery:
 def _search(request: Request, project: Project, query: RecordQuery, where):
     try:
         return request.storage.search_records(project.id, query, where)
+    except InvalidInput:  # a query too costly: 400 naming q
+        raise
     except ValueError as exc:  # a malformed cursor (InvalidInput is a ServiceError: 400)
         raise json_error(HTTPBadRequest, "invalid cursor", str(exc)[:200]) from None
 

@@ -263,3 +263,13 @@ def test_a_malformed_cursor_is_a_value_error(store, project, generated):
     for cursor in ("nonsense", "q" + "A" * 40, "qW251bGwsIDAsIDBd"):
         with pytest.raises(ValueError):
             search(store, project, "params.n exists", cursor=cursor, limit=2)
+
+
+def test_pages_cut_short_by_the_time_budget_still_add_up(store, project, generated, monkeypatch):
+    from pyramid_sumatra.query import search as query_search
+
+    monkeypatch.setattr(query_search, "BUDGET", 0.0)  # a backend's own evaluation: its pages
+    monkeypatch.setattr(query_search, "FIRST_CHUNK", 4)
+    text = "params.tau_m exists or params.distr = uniform"
+    assert all_pages(store, project, text, 10, "-timestamp") == expected(
+        generated, text, "-timestamp")
