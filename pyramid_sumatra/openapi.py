@@ -16,11 +16,16 @@ from typing import Any
 
 from .limits import Limits
 from .negotiation import accepted_body_types, offers
+from .query.parser import MAX_DEPTH as QUERY_MAX_DEPTH
+from .query.parser import MAX_LENGTH as QUERY_MAX_LENGTH
+from .query.parser import MAX_TERMS as QUERY_MAX_TERMS
 from .records import MAX_NAME_LENGTH, RESERVED_LABELS
 from .security import REALM
+from .services.search import MAX_EXPANDED
 
 JSON = "application/json"
 HTML = "text/html"
+NDJSON = "application/x-ndjson"
 FORM = "application/x-www-form-urlencoded"
 
 #: The name rule of records.name_problem, as a JSON Schema pattern. "(?!\n)": in Python's
@@ -168,6 +173,19 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                          "description": "The next page (when ?limit= cut the list)."},
             },
         },
+        "ExpandedRecords": {
+            "type": "object", "required": ["id", "count", "records", "next"],
+            "description": "A page of whole records (?expand=records).",
+            "properties": {
+                "id": {"type": "string"},
+                "count": {"type": "integer", "description": "Records on this page."},
+                "total": {**_nullable("integer"),
+                          "description": "Every match, when counting was cheap; else null."},
+                "next": {**_nullable("string"), "format": "uri",
+                         "description": "The next page, or null after the last."},
+                "records": {"type": "array", "items": _ref("Record")},
+            },
+        },
         "ProjectPut": {
             "type": "object",
             "properties": {"name": _nullable("string"), "description": _nullable("string")},
@@ -275,6 +293,30 @@ def _parameters() -> dict[str, Any]:
         "cursor": {"name": "cursor", "in": "query", "required": False,
                    "schema": {"type": "string"},
                    "description": "Opaque, from a previous page's 'next'."},
+        "q": {"name": "q", "in": "query", "required": False,
+              "schema": {"type": "string", "minLength": 1, "maxLength": QUERY_MAX_LENGTH},
+              "description": (
+                  "A query selecting records (docs/query.md), combined with 'tags': FIELD OP "
+                  "VALUE terms joined by and/or/not and parentheses. Fields: label, reason, "
+                  "outcome, user, main_file, version, executable, repeats, duration, "
+                  "timestamp, tags, params.NAME (a parameter by its flattened name, e.g. "
+                  "params.solver.tol). Operators: = != < <= > >= ~ (contains, ASCII case "
+                  "ignored), in (v1, v2), 'tags has T', 'FIELD exists'. Numbers compare as "
+                  "numbers, timestamps as times, text as text. Examples: "
+                  "\"params.tau_m >= 5 and params.tau_m <= 20 and params.distr = uniform and "
+                  "duration < 60\", \"tags has calib and not outcome ~ 'failed'\", "
+                  "\"timestamp >= 2024-01-01 and user in (ann, bob)\". A query that does not "
+                  "parse is a 400 naming the position and what was expected; at most "
+                  f"{QUERY_MAX_LENGTH} characters, {QUERY_MAX_TERMS} terms, {QUERY_MAX_DEPTH} "
+                  "levels of nesting.")},
+        "expand": {"name": "expand", "in": "query", "required": False,
+                   "schema": {"enum": ["records"]},
+                   "description": (
+                       "records: whole record documents (as GET record serves them, with "
+                       f"project_id) instead of URLs, in pages of at most {MAX_EXPANDED} "
+                       "('limit', default and maximum; 'next' for the rest). With Accept: "
+                       "application/x-ndjson every selected record is streamed, one document "
+                       "per line ('limit' caps the count).")},
         "If-None-Match": {"name": "If-None-Match", "in": "header", "required": False,
                           "schema": {"type": "string"},
                           "description": "A cached ETag: 304 if it names the current revision."},
@@ -306,6 +348,20 @@ def _get(summary: str, kind: str, schema: dict, *extra_params: str) -> dict:
     }
 
 
+def _project_get() -> dict:
+    """GET a project: its record URLs, or with ?q= and ?expand=records the records a query
+    selects, as URLs, whole documents or an NDJSON stream (views/search.py)."""
+    get = _get("A project and its record URLs; with q, the records a query selects; with "
+               "expand=records, whole records", "project",
+               {"oneOf": [_ref("Project"), _ref("ExpandedRecords")]},
+               "tags", "limit", "cursor", "q", "expand")
+    get["responses"]["200"]["content"][NDJSON] = {"schema": _ref("Record")}
+    get["responses"]["200"]["description"] += (
+        " (application/x-ndjson: every selected record, one JSON document per line)")
+    get["responses"].update(_errors("400"))
+    return get
+
+
 def _paths() -> dict[str, Any]:
     project_params = _p("project")
     record_body = {"required": True, "content": _content(sorted(accepted_body_types("record")),
@@ -331,8 +387,7 @@ def _paths() -> dict[str, Any]:
                              _ref("ProjectList")), "security": [{}, {"basic": []}]}},
         "/{project}/": {
             "parameters": project_params,
-            "get": _get("A project and its record URLs", "project", _ref("Project"),
-                        "tags", "limit", "cursor"),
+            "get": _project_get(),
             "put": {
                 "summary": "Create (201; the caller becomes its admin) or update (200) a project",
                 "requestBody": {"required": True, "content": _content(

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .parameters import parse_parameters
+from .query import Node
+from .query.parser import MAX_LENGTH as MAX_QUERY
 from .records import is_date, whole_number
+from .services.search import interpret_search
 from .storage.types import SORTABLE, RecordQuery, StoredRecord
 
 #: Most records one request returns; beyond it the answer has a ``next`` cursor link.
@@ -46,6 +49,7 @@ class PlotDataError(ValueError):
 class PlotQuery:
     query: RecordQuery
     params: dict[str, str]  # the filters as given, to build the next page's link
+    where: Node | None = None  # ``q`` when it parses as a query (docs/query.md)
 
 
 def _date(name: str, value: str) -> str:
@@ -63,7 +67,7 @@ def parse_query(pairs: list[tuple[str, str]]) -> PlotQuery:
                                       + ", ".join(PARAMETERS))
         if name in given:
             raise PlotDataError(name, f"{name} given more than once")
-        if len(value) > (MAX_CURSOR if name == "cursor" else MAX_VALUE):
+        if len(value) > {"cursor": MAX_CURSOR, "q": MAX_QUERY}.get(name, MAX_VALUE):
             raise PlotDataError(name, f"{name} is too long")
         given[name] = value.strip()
     tags = [t.strip() for t in given.get("tags", "").split(",") if t.strip()]
@@ -78,14 +82,15 @@ def parse_query(pairs: list[tuple[str, str]]) -> PlotQuery:
         raise PlotDataError("limit", f"limit must be a whole number from 1 to {MAX_RECORDS}")
     since = _date("since", given["since"]) if given.get("since") else None
     until = _date("until", given["until"]) if given.get("until") else None
+    search = interpret_search(given.get("q", ""))  # a query, else text as in the table
     query = RecordQuery(
-        tags=tags or None, text=given.get("q") or None, user=given.get("user") or None,
+        tags=tags or None, text=search.text, user=given.get("user") or None,
         main_file=given.get("main_file") or None,
         since=f"{since} 00:00:00" if since else None,
         until=f"{until} 23:59:59" if until else None,
         order=order, limit=limit, cursor=given.get("cursor") or None, with_body=True)
     filters = {k: v for k, v in given.items() if v and k not in ("cursor", "format")}
-    return PlotQuery(query, filters)
+    return PlotQuery(query, filters, search.where)
 
 
 def _value(value: Any) -> float | int | str | None:

@@ -20,6 +20,8 @@ from pyramid_sumatra.storage.types import (
     ANONYMOUS,
     HistoryEntry,
     ProjectInfo,
+    RecordPage,
+    RecordQuery,
     StoredRecord,
     TokenInfo,
     TrashItem,
@@ -27,6 +29,7 @@ from pyramid_sumatra.storage.types import (
 )
 
 from . import history as _history
+from . import search as _search
 from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
@@ -436,6 +439,14 @@ class SqlAlchemyBackend(RecordQueries):
     @translate_errors
     def sumatra_delete_trash(self, project_id: str, label: str, deleted_at: str) -> bool:
         return _history.delete_trash(self.conn, project_id, label, deleted_at)
+
+    # -- the query language (search.py) ------------------------------------------
+
+    @hookimpl
+    @translate_errors
+    def sumatra_search_records(self, project_id: str, query: RecordQuery,
+                               where: Any) -> RecordPage:
+        return _search.search(self, project_id, query, where)
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

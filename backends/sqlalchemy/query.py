@@ -24,6 +24,12 @@ class RecordQueries:
     @hookimpl
     @translate_errors
     def sumatra_query_records(self, project_id: str, query: RecordQuery) -> RecordPage:
+        return self._query_records(project_id, query)
+
+    def _query_records(self, project_id: str, query: RecordQuery, where=None, body=None,
+                       count: bool = True) -> RecordPage:
+        """The records ``query`` selects. For search.py: ``where``, one more condition;
+        ``body``, an expression read instead of the body; ``count=False``, no total."""
         descending = query.order.startswith("-")
         field = query.order.lstrip("-")
         if field not in SORTABLE:
@@ -49,8 +55,10 @@ class RecordQueries:
             conditions.append(records.c.timestamp >= query.since)
         if query.until:
             conditions.append(records.c.timestamp <= query.until)
+        if where is not None:
+            conditions.append(where)
         total = None
-        if query.limit is not None or query.cursor:
+        if count and query.count_total and (query.limit is not None or query.cursor):
             total = self.db.execute(select(func.count()).select_from(records).where(
                 *conditions)).scalar_one()
         if query.limit == 0:  # a count: no records, no cursor
@@ -67,7 +75,7 @@ class RecordQueries:
         else:
             columns = list(_SUMMARY_COLUMNS)
         if query.with_body:
-            columns.append(records.c.body)
+            columns.append(records.c.body if body is None else body.label("body"))
         order = [key.desc(), records.c.label.desc()] if descending else [key.asc(),
                                                                            records.c.label.asc()]
         stmt = select(*columns).where(*conditions).order_by(*order)
@@ -128,6 +136,12 @@ class RecordQueries:
             return {}
         if len(rows) <= 500:
             return self._tags_of([r.id for r in rows])
+        if len(rows) <= 4000:  # a page of a query (expand=records): not the whole project's
+            ids = [r.id for r in rows]
+            found: dict[int, list[str]] = {}
+            for start in range(0, len(ids), 500):
+                found.update(self._tags_of(ids[start:start + 500]))
+            return found
         result: dict[int, list[str]] = {}
         for record_id, tag in self.db.execute(select(record_tags.c.record_id, record_tags.c.tag)
                                               .where(record_tags.c.project_id == project_id)):

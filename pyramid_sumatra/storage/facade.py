@@ -59,6 +59,23 @@ class Storage:
     def query_records(self, project_id: str, query: RecordQuery | None = None) -> RecordPage:
         return self.hook.sumatra_query_records(project_id=project_id, query=query or RecordQuery())
 
+    def search_records(self, project_id: str, query: RecordQuery, where: Any) -> RecordPage:
+        """Records matching ``query`` and the query tree ``where`` (None: no tree).
+
+        Through the backend's ``sumatra_search_records`` when it has one and takes
+        the query; else the reference evaluator over ``sumatra_query_records``.
+        """
+        if where is None:
+            return self.query_records(project_id, query)
+        if self.implements("sumatra_search_records"):
+            page = self.hook.sumatra_search_records(project_id=project_id, query=query,
+                                                    where=where)
+            if page is not None:
+                return page
+        from ..query.search import fallback_search  # the query package imports this one
+
+        return fallback_search(self.query_records, project_id, query, where)
+
     def most_recent_record(self, project_id: str) -> StoredRecord | None:
         return self.hook.sumatra_most_recent_record(project_id=project_id)
 

@@ -428,6 +428,26 @@ def sumatra_delete_trash(project_id: str, label: str, deleted_at: str) -> bool:
     """Remove an item from the trash (restored or purged). Return True if it was there."""
 
 
+# -- record queries (optional: without it the app evaluates queries itself) -----------
+
+
+@optional_storage_hookspec("search")
+def sumatra_search_records(project_id: str, query: RecordQuery, where: Any) -> RecordPage | None:
+    """Select the records that match ``query`` AND the query-language tree ``where``.
+
+    ``where`` is a :mod:`pyramid_sumatra.query.tree` node (docs/query.md); the
+    records selected must be exactly those :func:`pyramid_sumatra.query.matches`
+    accepts (the contract suite checks it). Otherwise as ``sumatra_query_records``:
+    same order, bodies only with ``query.with_body``, ``labels`` for
+    ``query.labels_only``, ``next_cursor`` when ``limit`` cut the page short;
+    ``total`` may be None when counting would cost a second pass. A backend may
+    return None to leave this query to the app, which then reads pages of
+    ``sumatra_query_records`` and applies the reference evaluator. A malformed
+    cursor or an unknown ``order`` raises ValueError. The filesystem backend lacks
+    it: the app falls back.
+    """
+
+
 #: Hooks a backend must implement (the ones marked ``@storage_hookspec``, in order);
 #: start-up fails if one is missing.
 STORAGE_HOOKS = tuple(name for name, value in list(globals().items())
@@ -445,3 +465,4 @@ for _name in OPTIONAL_STORAGE_HOOKS:
 TOKEN_HOOKS = CAPABILITIES["tokens"]
 HISTORY_HOOKS = CAPABILITIES["history"]
 TRASH_HOOKS = CAPABILITIES["trash"]
+QUERY_HOOKS = CAPABILITIES["search"]

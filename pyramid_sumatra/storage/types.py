@@ -94,6 +94,9 @@ class RecordQuery:
     #: The caller needs labels only (the project document): a backend may then fill
     #: RecordPage.labels instead of records, skipping 100,000 StoredRecords and tags.
     labels_only: bool = False
+    #: A hint: False when the caller does not need ``RecordPage.total`` (a query's pages),
+    #: so a backend may skip counting (a second pass over the matches) and leave it None.
+    count_total: bool = True
 
 
 @dataclass

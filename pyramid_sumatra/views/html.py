@@ -26,6 +26,7 @@ from ..parameters import display, parse_parameters
 from ..permissions import CREATE, EDIT, MANAGE, VIEW
 from ..records import is_date, tag_list
 from ..resources import Last, Permissions, Project, Record, Root, TagSet
+from ..services.search import SearchText, interpret_search
 from ..storage.types import ANONYMOUS, ROLES, SORTABLE, RecordQuery, StoredRecord
 from . import json_error, require_project
 from .history import recent_history
@@ -74,6 +75,7 @@ class Filters:
     order: str = "-timestamp"
     limit: int = DEFAULT_PAGE_SIZE
     extra: dict[str, str] = field(default_factory=dict)
+    extra_state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_request(cls, request: Request, tags: list[str] | None) -> Filters:
@@ -90,9 +92,16 @@ class Filters:
                    since=_date(get.get("since")), until=_date(get.get("until")), order=order,
                    limit=limit if limit in PAGE_SIZES else DEFAULT_PAGE_SIZE)
 
+    @property
+    def search(self) -> SearchText:
+        """The search box: a query (docs/query.md) when it parses as one, else plain text."""
+        if "_search" not in self.extra_state:
+            self.extra_state["_search"] = interpret_search(self.text)
+        return self.extra_state["_search"]
+
     def query(self, cursor: str | None = None, **kw: Any) -> RecordQuery:
         return RecordQuery(
-            tags=self.tags or None, text=self.text or None, user=self.user or None,
+            tags=self.tags or None, text=self.search.text, user=self.user or None,
             main_file=self.main_file or None,
             since=f"{self.since} 00:00:00" if self.since else None,
             until=f"{self.until} 23:59:59" if self.until else None,
@@ -131,7 +140,8 @@ def records_page(request: Request, context, project: Project,
     filters = Filters.from_request(request, tags)
     cursor = request.GET.get("cursor") or None
     try:
-        page = request.storage.query_records(project.id, filters.query(cursor))
+        page = request.storage.search_records(project.id, filters.query(cursor),
+                                              filters.search.where)
     except ValueError:  # a malformed cursor
         raise json_error(HTTPBadRequest, "invalid cursor", "the page link is broken; "
                          "start again from the first page") from None
@@ -274,7 +284,8 @@ def parameter_rows(request: Request, project: Project) -> tuple[list[str], list[
     else:
         filters = Filters.from_request(request, parse_tags(request))
         filters.limit = PARAMETER_TABLE_LIMIT
-        page = request.storage.query_records(project.id, filters.query(with_body=True))
+        page = request.storage.search_records(project.id, filters.query(with_body=True),
+                                              filters.search.where)
         records, truncated = page.records, page.next_cursor is not None
     rows, keys = [], {}
     for record in records:

@@ -21,7 +21,7 @@ def plot_data(context: Project, request: Request) -> dict:
     except PlotDataError as exc:
         raise _bad(exc.parameter, exc.detail) from None
     try:
-        page = request.storage.query_records(context.id, plot.query)
+        page = request.storage.search_records(context.id, plot.query, plot.where)
     except ValueError:  # a malformed or stale cursor
         raise _bad("cursor", "the cursor is not one this endpoint returned") from None
     rows, kinds = plot_rows(page.records)

@@ -14,6 +14,7 @@ from ..permissions import EDIT, MANAGE, VIEW
 from ..records import whole_number
 from ..resources import Project, Root, TagSet
 from ..services import projects, tokens
+from ..services.errors import InvalidInput
 from ..services.records import delete_tagged
 from ..storage.types import ANONYMOUS, RecordQuery
 from . import (
@@ -89,12 +90,14 @@ def parse_limit(request: Request) -> int | None:
 
 
 def _project_response(request: Request, context, project: Project, tags: list[str] | None,
-                      tags_given: str | None):
+                      tags_given: str | None, where=None):
     require_project(project)
     query = RecordQuery(tags=tags, limit=parse_limit(request), cursor=request.GET.get("cursor"),
-                        labels_only=True)
+                        labels_only=True, count_total=where is None)  # the document has no total
     try:
-        page = request.storage.query_records(project.id, query)
+        page = request.storage.search_records(project.id, query, where)
+    except InvalidInput:  # a query too costly without a limit: 400 naming q
+        raise
     except ValueError as exc:  # a malformed cursor
         raise json_error(HTTPBadRequest, "invalid cursor", str(exc)) from None
     doc = project_document(request, project, page.all_labels(), tags_given)
@@ -108,8 +111,15 @@ def _project_response(request: Request, context, project: Project, tags: list[st
 
 @view_config(context=Project, request_method="GET", permission=VIEW, representation="json")
 def get_project(context: Project, request):
+    where = None
+    if "q" in request.GET or "expand" in request.GET:  # the query language (views/search.py)
+        from .search import expanded_page, search_where
+
+        if "expand" in request.GET:
+            return expanded_page(context, request)
+        where = search_where(request)
     return _project_response(request, context, context, parse_tags(request),
-                             request.GET.get("tags"))
+                             request.GET.get("tags"), where)
 
 
 @view_config(context=Project, request_method="PUT", permission=EDIT)

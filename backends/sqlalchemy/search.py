@@ -1,0 +1,184 @@
+"""The query language in SQL: a query tree as a WHERE condition over the index columns
+and the JSON body, bound parameters only.
+
+Parameters are stored as text in the body (``parameters.content``, in JSON, YAML,
+INI or ``key = value`` form), which SQL cannot read as flattened names. So a
+``params.`` term becomes TRUE where the tree needs a superset (FALSE under a
+``not``): SQL narrows by every other term, and the reference evaluator decides the
+candidates in Python (see docs/query.md for what that costs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from pyramid_sumatra.query import search as generic
+from pyramid_sumatra.query.evaluate import ascii_lower
+from pyramid_sumatra.query.fields import TEXT_FIELDS
+from pyramid_sumatra.query.search import document, evaluate_pages
+from pyramid_sumatra.query.tree import And, Compare, Exists, Has, In, Node, Not, Or
+from pyramid_sumatra.storage.cursors import encode_cursor
+from pyramid_sumatra.storage.types import RecordPage, RecordQuery, StoredRecord
+
+from .schema import record_tags, records
+
+if TYPE_CHECKING:
+    from . import SqlAlchemyBackend
+
+
+class _Sql:
+    """Translation for one dialect ("sqlite" or "postgresql")."""
+
+    def __init__(self, dialect: str):
+        self.pg = dialect == "postgresql"
+
+    def text(self, column) -> ColumnElement:
+        # Code-point order and ASCII-only lower() on PostgreSQL, as on SQLite and Python.
+        return column.collate("C") if self.pg else column
+
+    def repeats(self) -> ColumnElement:
+        """The body's ``repeats`` when it is a string, else NULL."""
+        if self.pg:
+            kind = func.json_typeof(func.json_extract_path(records.c.body, literal("repeats")))
+            value = func.json_extract_path_text(records.c.body, literal("repeats"))
+            return case((kind == "string", value), else_=None)
+        kind = func.json_type(records.c.body, literal("$.repeats"))
+        return case((kind == "text", func.json_extract(records.c.body, literal("$.repeats"))),
+                    else_=None)
+
+    def column(self, field: str) -> ColumnElement | None:
+        if field in TEXT_FIELDS or field == "timestamp":
+            return self.text(records.c[field])
+        if field == "repeats":
+            return self.text(cast(self.repeats(), Text))
+        if field == "duration":
+            return records.c.duration
+        return None
+
+    def compare(self, column, op: str, value) -> ColumnElement:
+        if op == "~":
+            needle = literal(ascii_lower(str(value)), Text)
+            found = (func.strpos(func.lower(column), needle) if self.pg
+                     else func.instr(func.lower(column), needle))
+            return and_(column.is_not(None), found > 0)
+        if op == "=":
+            condition = column == value
+        elif op == "!=":
+            condition = column != value
+        else:
+            condition = {"<": column < value, "<=": column <= value, ">": column > value,
+                         ">=": column >= value}[op]
+        # Two-valued: NULL (a missing value) must be false, so that NOT makes it true.
+        return and_(column.is_not(None), condition)
+
+    def translate(self, node: Node, positive: bool) -> tuple[ColumnElement, bool]:
+        """(condition, exact): exact, or a superset of the matches when ``positive``
+        (a subset when not: it sits under an odd number of NOTs)."""
+        if isinstance(node, And | Or):
+            parts = [self.translate(item, positive) for item in node.items]
+            combine = and_ if isinstance(node, And) else or_
+            return combine(*(p[0] for p in parts)).self_group(), all(p[1] for p in parts)
+        if isinstance(node, Not):
+            condition, exact = self.translate(node.item, not positive)
+            return not_(condition), exact
+        if isinstance(node, Has):
+            return self.tagged(record_tags.c.tag == node.tag), True
+        field = node.field
+        if field == "tags":  # tags exists
+            return self.tagged(true()), True
+        column = self.column(field)
+        if column is None:  # params.NAME: decided in Python
+            return (true() if positive else false()), False
+        if isinstance(node, Exists):
+            if field in TEXT_FIELDS:
+                return column != "", True
+            return column.is_not(None), True
+        if not _fits(field, node):
+            return false(), True  # e.g. duration = 'text': no record matches
+        if isinstance(node, In):
+            return or_(*(self.compare(column, "=", v) for v in node.values)), True
+        assert isinstance(node, Compare)
+        return self.compare(column, node.op, node.value), True
+
+    @staticmethod
+    def tagged(condition) -> ColumnElement:
+        return exists(select(record_tags.c.record_id).where(
+            record_tags.c.record_id == records.c.id, condition))
+
+
+def _fits(field: str, node: Compare | In) -> bool:
+    """Whether the literal(s) have the field's kind (the parser ensures it; a tree built
+    by hand may not, and SQL must not cast)."""
+    values = node.values if isinstance(node, In) else (node.value,)
+    if field == "duration":
+        return all(isinstance(v, float | int) and not isinstance(v, bool) for v in values)
+    return all(isinstance(v, str) for v in values)
+
+
+def _sort_value(record: StoredRecord, field: str):
+    value = getattr(record, field)
+    return -1.0 if field == "duration" and value is None else value
+
+
+def _lean_body(pg: bool) -> ColumnElement:
+    """``{"parameters": ..., "repeats": ...}`` as JSON text: all the evaluator needs beyond
+    the index columns, a tenth of a body (~3 KB) to move and parse."""
+    def part(key: str) -> ColumnElement:
+        if pg:
+            value = cast(func.json_extract_path(records.c.body, literal(key)), Text)
+        else:  # "->" gives JSON text (json_extract would unquote a string)
+            value = records.c.body.op("->")(literal(f"$.{key}"))
+        return func.coalesce(value, literal("null", Text))
+
+    return (literal('{"parameters":', Text) + part("parameters") + literal(',"repeats":', Text)
+            + part("repeats") + literal("}", Text))
+
+
+def _document(record: StoredRecord) -> dict:
+    """The document the evaluator reads: index fields (derived from the body exactly as the
+    evaluator derives them) and the lean body."""
+    doc = document(record)
+    doc.update(label=record.label, timestamp=record.timestamp, reason=record.reason,
+               outcome=record.outcome, user=record.user, main_file=record.main_file,
+               version=record.version, executable={"name": record.executable},
+               duration=record.duration, tags=record.tags)
+    return doc
+
+
+def search(backend: SqlAlchemyBackend, project_id: str, query: RecordQuery,
+           where: Node) -> RecordPage:
+    sql = _Sql(backend.engine.dialect.name)
+    condition, exact = sql.translate(where, True)
+    if exact:
+        return backend._query_records(project_id, query, condition)
+    # SQL narrows; Python decides the candidates from their index fields and lean bodies.
+    field = query.order.lstrip("-")
+
+    def cursor_of(_inner, _index, _size, last: StoredRecord) -> str:
+        return encode_cursor([_sort_value(last, field), last.label])
+
+    lean = _lean_body(sql.pg)
+    page = evaluate_pages(
+        lambda q: backend._query_records(project_id, q, condition, body=lean, count=False),
+        replace(query, with_body=False, labels_only=False), where, cursor_of=cursor_of,
+        start=(query.cursor, 0, generic.FIRST_CHUNK), doc_of=_document)
+    if query.with_body and page.records:
+        bodies = _bodies(backend, project_id, [r.label for r in page.records])
+        page.records = [replace(r, body=bodies[r.label]) for r in page.records]
+    if query.labels_only:
+        return RecordPage(records=[], labels=[r.label for r in page.records],
+                          next_cursor=page.next_cursor, total=page.total)
+    return page
+
+
+def _bodies(backend: SqlAlchemyBackend, project_id: str, labels: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(labels), 500):
+        found.update(backend.conn.execute(select(records.c.label, records.c.body).where(
+            records.c.project_id == project_id,
+            records.c.label.in_(labels[start:start + 500]))).all())
+    return found
