@@ -102,6 +102,10 @@ class _Sql:
         if isinstance(node, In):
             return or_(*(self.compare(column, "=", v) for v in node.values)), True
         assert isinstance(node, Compare)
+        if node.op == "~" and not str(node.value).isascii():
+            # `~` folds ASCII case only (the reference evaluator); the connection's lower()
+            # folds Unicode (SQLite's is Python's): Python decides non-ASCII needles.
+            return (true() if positive else false()), False
         return self.compare(column, node.op, node.value), True
 
     @staticmethod

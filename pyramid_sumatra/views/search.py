@@ -76,7 +76,7 @@ def expanded_page(context: Project, request: Request):
     # The records are serialised once each and spliced in: no second pass over them.
     body = head[:-1] + b',"records":[' + b",".join(
         record_json(r, context.id) for r in page.records) + b"]}"
-    return render_json(request, None, representation(request, context),
+    return render_json(request, representation(request, context),
                        revision=revision_of(body), body=body)
 
 

@@ -79,7 +79,10 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash TEXT NOT NULL,
     is_admin INTEGER NOT NULL DEFAULT 0,
     created TEXT NOT NULL,
-    session_generation INTEGER NOT NULL DEFAULT 0
+    session_generation INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT '',  -- who vouches for the user: '' (local), 'ldap', ...
+    display_name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -170,7 +173,8 @@ def to_project(row: sqlite3.Row) -> ProjectInfo:
 def to_user(row: sqlite3.Row) -> UserInfo:
     return UserInfo(username=row["username"], password_hash=row["password_hash"],
                     is_admin=bool(row["is_admin"]), created=row["created"],
-                    session_generation=row["session_generation"])
+                    session_generation=row["session_generation"], source=row["source"],
+                    display_name=row["display_name"], email=row["email"])
 
 
 def to_token(row: sqlite3.Row) -> TokenInfo:
@@ -244,6 +248,7 @@ class SQLite3Backend:
             problems += [f"{row[0]} row {row[1]} names a missing project" for row in orphans]
             stray = connection.execute(
                 """SELECT project_id, principal FROM grants WHERE principal != 'anonymous'
+                   AND principal NOT LIKE 'group:%'
                    AND principal NOT IN (SELECT username FROM users)""").fetchall()
             problems += [f"grant on {row[0]} to missing user {row[1]}" for row in stray]
             unrepaired = list(problems)
@@ -251,6 +256,7 @@ class SQLite3Backend:
                 for table, rowid, *_ in orphans:
                     connection.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
                 connection.execute("""DELETE FROM grants WHERE principal != 'anonymous'
+                                      AND principal NOT LIKE 'group:%'
                                       AND principal NOT IN (SELECT username FROM users)""")
                 unrepaired = [p for p in problems if p.startswith("integrity:")]
             connection.commit()
@@ -391,15 +397,16 @@ class SQLite3Backend:
     def sumatra_put_user(self, user: UserInfo) -> bool:
         db = self._db()
         updated = db.execute(  # replacing keeps the stored created
-            """UPDATE users SET password_hash = ?, is_admin = ?, session_generation = ?
-               WHERE username = ?""",
-            (user.password_hash, user.is_admin, user.session_generation,
-             user.username)).rowcount
+            """UPDATE users SET password_hash = ?, is_admin = ?, session_generation = ?,
+               source = ?, display_name = ?, email = ? WHERE username = ?""",
+            (user.password_hash, user.is_admin, user.session_generation, user.source,
+             user.display_name, user.email, user.username)).rowcount
         if updated:
             return False
-        db.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (user.username, user.password_hash, user.is_admin,
-                    user.created or utcnow(), user.session_generation))
+                    user.created or utcnow(), user.session_generation, user.source,
+                    user.display_name, user.email))
         return True
 
     @translated
