@@ -105,3 +105,34 @@ def test_the_hooks_called_check_names_what_was_never_called():
     all_but_two = set(STORAGE_HOOKS) - {"sumatra_list_users", "sumatra_check_storage"}
     assert uncalled_hooks({"good": set(STORAGE_HOOKS), "bad": all_but_two}) == {
         "bad": ["sumatra_check_storage", "sumatra_list_users"]}  # in hookspec order
+
+
+def test_a_disposed_sqlite_engine_closes_its_writer_lock_file(tmp_path):
+    """One descriptor leaked per engine: 2,000 test apps passed 1,024, where waitress's
+    select() loop dies (a live-server test then hung)."""
+    import os
+
+    import transaction
+
+    from pyramid_sumatra import build_storage, resolve_settings
+    from pyramid_sumatra.intent import write_intent
+    from pyramid_sumatra.storage.types import ProjectInfo
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    counts = []
+    for i in range(12):
+        storage = build_storage(resolve_settings({
+            "sumatra.backend": "sqlalchemy", "sqlalchemy.url": f"sqlite:///{tmp_path}/{i}.db",
+            "sumatra.secret": "x" * 32}))
+        storage.initialize()
+        token = write_intent.set(True)  # a write: the lock file is opened
+        try:
+            with transaction.manager:
+                storage.put_project(ProjectInfo(id="P"))
+        finally:
+            write_intent.reset(token)
+        storage.dispose()
+        counts.append(open_files())
+    assert counts[-1] <= counts[2], counts

@@ -82,6 +82,12 @@ def _configure_sqlite(engine: Engine) -> None:
             held.lock = False
             writer.release()
 
+    @event.listens_for(engine, "engine_disposed")
+    def on_disposed(_engine):
+        # Each engine held its lock file open for good: a test run making 2,000 apps
+        # passed 1,024 descriptors, where select()-based servers (waitress) fail.
+        writer.close()
+
 
 def _lower(value):
     return value.lower() if isinstance(value, str) else value
@@ -121,6 +127,14 @@ class _WriterLock:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         self.threads.release()
+
+    def close(self) -> None:
+        """Close the lock file (the engine was disposed); a later writer reopens it."""
+        with self.threads:
+            if self._fd is not None and self._pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+            self._fd = None
 
 
 def _dispose_in_child(engine: Engine | None) -> None:
