@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import transaction
-from clienthelp import Smt, make_git_project, server_json, smt_env
-from conftest import unavailable, unique
+from clienthelp import Smt, server_json, smt_workspace
+from conftest import unique
 from ldapserver import Slapd
 
 
@@ -33,13 +33,7 @@ def app_settings(app_settings, slapd, monkeypatch):
 
 @pytest.fixture
 def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    if not Path(sys.executable).with_name("smt").exists():
-        unavailable("the smt command (PyPI sumatra) is not installed in this environment")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = smt_env(home)
-    path = tmp_path / "repo"
-    make_git_project(path, env)
+    path, env, _ = smt_workspace(tmp_path)
     return path, env
 
 
