@@ -41,7 +41,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # History entries kept per record (0: all); days purge keeps trash by default.
     "sumatra.history.keep": "100",
     "sumatra.trash.keep_days": "30",
-    "retry.attempts": "5",
+    "retry.attempts": "10",
     # pyramid_tm would ask for the user outside the error views (a 401 became a 500).
     "tm.annotate_user": "false",
 }

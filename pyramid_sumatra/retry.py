@@ -13,11 +13,12 @@ from pyramid.config import Configurator
 from pyramid_retry import IBeforeRetry
 
 BASE_DELAY = 0.01  # seconds; doubled for each attempt already made
+MAX_DELAY = 0.5  # a slow disk's commit (fsync) can take this long under load
 
 
 def pause_before_retry(event) -> None:
     attempt = event.environ.get("retry.attempt", 0)
-    time.sleep(random.uniform(0, BASE_DELAY * 2 ** attempt))
+    time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
 
 
 def includeme(config: Configurator) -> None:
