@@ -29,6 +29,7 @@ import webtest
 import pyramid_sumatra
 from pyramid_sumatra import build_storage, resolve_settings
 from pyramid_sumatra.demo import load_demo
+from pyramid_sumatra.storage.types import ProjectInfo
 
 # The shipped contract suite's options and fixtures (store, project); tests/contract runs
 # it. Not imported here: pytest rewrites its assertions only if it imports it first.
@@ -291,6 +292,17 @@ def live_server(wsgi_app) -> Iterator[LiveServer]:
 
 def unique(prefix: str = "p") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def lab(storage) -> str:
+    """A project granted to the directory group physics-lab (write), owned by testuser."""
+    pid = unique("lab")
+    with transaction.manager:
+        storage.put_project(ProjectInfo(id=pid, name="lab"))
+        storage.set_grant(pid, "testuser", "admin")
+        storage.set_grant(pid, "group:physics-lab", "write")
+    return pid
 
 
 def plugin_module(monkeypatch, name: str, plugin: object) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import free_port, unavailable
 
 BASE = "dc=example,dc=org"
@@ -171,3 +172,22 @@ class Slapd:
                 "sumatra.ldap.group_filter": "(&(objectClass=groupOfNames)(member={dn}))",
                 "sumatra.ldap.timeout": "2",
                 **extra}
+
+
+# -- fixtures for the login tests (import them: ``from ldapserver import slapd,
+# ldap_app_settings  # noqa: F401 - fixtures``) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory):
+    server = Slapd(tmp_path_factory.mktemp("slapd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="app_settings")
+def ldap_app_settings(app_settings, slapd, monkeypatch):
+    """The app's settings with the ``ldap`` plugin on this module's slapd."""
+    monkeypatch.setenv("TEST_LDAP_READER_PASSWORD", SERVICE_PW)
+    return {**app_settings, **slapd.settings()}

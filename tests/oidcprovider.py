@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
+import pytest
 import requests
 from conftest import free_port, unavailable
 from joserfc.jwk import RSAKey
 
 HERE = Path(__file__).parent / "oidc"
 CLIENT_ID, CLIENT_SECRET = "sumatra-test", "a-client-secret-for-tests"
+#: Where the in-process test app (webtest, host localhost) takes the provider's answer.
+CALLBACK = "http://localhost/_login/oidc/callback"
 ACCOUNTS = {
     "carol": {"preferred_username": "carol", "name": "Carol Curie",
               "email": "carol@example.org", "groups": ["physics-lab"]},
@@ -122,3 +125,24 @@ def log_in_at_provider(authorize_url: str, login: str, stop_at: str,
         assert res.is_redirect, (res.status_code, res.text[:500])
         url = urljoin(url, res.headers["Location"])
     raise AssertionError("the provider never sent the browser back")
+
+
+# -- fixtures for the login tests (import them: ``from oidcprovider import provider,
+# oidc_app_settings  # noqa: F401 - fixtures``) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    """A provider started for this module, redirecting to :data:`CALLBACK`."""
+    server = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="app_settings")
+def oidc_app_settings(app_settings, provider, monkeypatch):
+    """The app's settings with OpenID Connect on ``provider`` (keys refetched after 1 s,
+    so that the key rotation test need not wait)."""
+    monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    return {**app_settings, **provider.settings(**{"sumatra.oidc.jwks_refetch_seconds": "1"})}

@@ -10,30 +10,15 @@ import time
 import pytest
 import transaction
 from conftest import basic, unique
-from ldapserver import Slapd
+from ldapserver import Slapd, ldap_app_settings, slapd  # noqa: F401 - fixtures
 
 import pyramid_sumatra
 from pyramid_sumatra.auth.external import EXTERNAL_PASSWORD, DirectoryUnavailable
 from pyramid_sumatra.auth.ldap import Directory, LdapSettings
 from pyramid_sumatra.auth.settings import ConfigError
 from pyramid_sumatra.services import projects as project_service
-from pyramid_sumatra.storage.types import ProjectInfo
 
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory):
-    server = Slapd(tmp_path_factory.mktemp("slapd"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app_settings(app_settings, slapd, monkeypatch):
-    monkeypatch.setenv("TEST_LDAP_READER_PASSWORD", "reader-secret")
-    return {**app_settings, **slapd.settings()}
 
 
 def pw(name: str) -> dict[str, str]:
@@ -42,17 +27,6 @@ def pw(name: str) -> dict[str, str]:
 
 def ldap_plugin(testapp):
     return testapp.app.registry["sumatra.storage"].pm.get_plugin("plugin:ldap")
-
-
-@pytest.fixture
-def lab(storage) -> str:
-    """A project granted to the directory group physics-lab (write), owned by testuser."""
-    pid = unique("lab")
-    with transaction.manager:
-        storage.put_project(ProjectInfo(id=pid, name="lab"))
-        storage.set_grant(pid, "testuser", "admin")
-        storage.set_grant(pid, "group:physics-lab", "write")
-    return pid
 
 
 def test_a_directory_user_logs_in_with_basic_and_appears_as_an_external_user(
@@ -98,8 +72,8 @@ def test_ldap_injection_in_usernames_is_a_401(testapp, lab, name, caplog):
 
 
 @pytest.mark.parametrize("name", ["*", "ada)(uid=*", "*)(|(uid=*", "ad*"])
-def test_filter_metacharacters_are_escaped_before_the_directory_sees_them(slapd, monkeypatch,
-                                                                         name):
+def test_filter_metacharacters_are_escaped_before_the_directory_sees_them(
+        slapd, monkeypatch, name):  # noqa: F811 - the fixture
     monkeypatch.setenv("TEST_LDAP_READER_PASSWORD", "reader-secret")
     directory = Directory(LdapSettings.from_settings(slapd.settings()))
     assert directory.find_user_dn(name) is None  # "*" unescaped would match every user
@@ -119,7 +93,7 @@ def test_verified_binds_are_cached(testapp, lab, monkeypatch):
 
 
 def test_the_login_form_takes_directory_users_and_groups_follow_the_directory(
-        app_settings, demo, slapd, lab):
+        app_settings, demo, slapd, lab):  # noqa: F811 - the fixture
     import webtest
 
     app = webtest.TestApp(pyramid_sumatra.main({}, **{

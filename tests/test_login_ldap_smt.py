@@ -14,21 +14,7 @@ import pytest
 import transaction
 from clienthelp import Smt, server_json, smt_workspace
 from conftest import unique
-from ldapserver import Slapd
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory):
-    server = Slapd(tmp_path_factory.mktemp("slapd"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app_settings(app_settings, slapd, monkeypatch):
-    monkeypatch.setenv("TEST_LDAP_READER_PASSWORD", "reader-secret")
-    return {**app_settings, **slapd.settings()}
+from ldapserver import ldap_app_settings, slapd  # noqa: F401 - fixtures
 
 
 @pytest.fixture

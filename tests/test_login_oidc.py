@@ -14,40 +14,23 @@ import transaction
 from conftest import basic, unique
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from oidcprovider import CLIENT_ID, CLIENT_SECRET, OidcProvider, log_in_at_provider, signing_key
+from oidcprovider import (  # noqa: F401 - provider, oidc_app_settings: fixtures
+    CALLBACK,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OidcProvider,
+    log_in_at_provider,
+    oidc_app_settings,
+    provider,
+    signing_key,
+)
 
 import pyramid_sumatra
 from pyramid_sumatra.auth.oidc import InvalidIdToken, OidcClient, OidcSettings
 from pyramid_sumatra.auth.settings import ConfigError
-from pyramid_sumatra.storage.types import ProjectInfo
 
 HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
-CALLBACK = "http://localhost/_login/oidc/callback"
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    server = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app_settings(app_settings, provider, monkeypatch):
-    monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
-    return {**app_settings, **provider.settings(**{"sumatra.oidc.jwks_refetch_seconds": "1"})}
-
-
-@pytest.fixture
-def lab(storage) -> str:
-    pid = unique("lab")
-    with transaction.manager:
-        storage.put_project(ProjectInfo(id=pid, name="lab"))
-        storage.set_grant(pid, "testuser", "admin")
-        storage.set_grant(pid, "group:physics-lab", "write")
-    return pid
 
 
 def start(app, next_path: str = "/") -> str:
@@ -65,7 +48,7 @@ def test_the_login_page_offers_the_provider(testapp):
     assert page.html.select_one("#oidc-login").text.strip() == "Log in with Example University"
 
 
-def test_the_authorization_request_uses_pkce_state_and_nonce(testapp, provider):
+def test_the_authorization_request_uses_pkce_state_and_nonce(testapp, provider):  # noqa: F811
     url = urlsplit(start(testapp))
     query = parse_qs(url.query)
     assert f"{url.scheme}://{url.netloc}" == provider.issuer
@@ -120,7 +103,7 @@ def test_a_username_the_server_cannot_take_is_400(testapp):
     assert "username" in res.text
 
 
-def test_rotated_provider_keys_are_fetched(testapp, provider, lab):
+def test_rotated_provider_keys_are_fetched(testapp, provider, lab):  # noqa: F811
     oidc_login(testapp, "carol")
     provider.rotate(unique("key-"))  # the old key is gone from the JWKS
     time.sleep(1.1)  # jwks_refetch_seconds = 1
@@ -140,7 +123,7 @@ def test_an_id_token_with_an_unknown_key_is_401_through_the_callback(testapp, mo
     assert res.json["error"] == "login failed" and "key" in res.json["detail"]
 
 
-def test_logout_ends_the_session_here_and_at_the_provider(testapp, provider):
+def test_logout_ends_the_session_here_and_at_the_provider(testapp, provider):  # noqa: F811
     oidc_login(testapp, "carol")
     page = testapp.get("/", headers=HTML)
     res = page.forms[0].submit(status=303)  # the log-out form in the header

@@ -7,7 +7,7 @@ import pytest
 import transaction
 from browser import browser, chromium  # noqa: F401 - fixtures
 from conftest import unique
-from oidcprovider import CLIENT_SECRET, OidcProvider
+from oidcprovider import OidcProvider, oidc_app_settings  # noqa: F401 - fixture
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -21,12 +21,6 @@ def provider(tmp_path):
     server = OidcProvider(tmp_path, [])  # started once the live server's address is known
     yield server
     server.stop()
-
-
-@pytest.fixture
-def app_settings(app_settings, provider, monkeypatch):
-    monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
-    return {**app_settings, **provider.settings()}
 
 
 def test_chromium_logs_in_through_the_provider_and_out(browser, provider, storage,  # noqa: F811

@@ -11,24 +11,14 @@ from pathlib import Path
 import pytest
 from clienthelp import Smt, server_json, smt_workspace
 from conftest import unique
-from oidcprovider import CLIENT_SECRET, OidcProvider, log_in_at_provider
+from oidcprovider import (  # noqa: F401 - provider, oidc_app_settings: fixtures
+    CALLBACK,
+    log_in_at_provider,
+    oidc_app_settings,
+    provider,
+)
 
-CALLBACK = "http://localhost/_login/oidc/callback"
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    server = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app_settings(app_settings, provider, monkeypatch):
-    monkeypatch.setenv("TEST_OIDC_CLIENT_SECRET", CLIENT_SECRET)
-    return {**app_settings, **provider.settings()}
 
 
 @pytest.fixture
