@@ -128,6 +128,7 @@ def main(global_config: dict[str, Any] | None = None, **settings: Any):
         config.include(".headers")
         config.include(".caching")
         config.include(".limits")
+        config.include(".throttle")
         config.include(".views.api")
         config.add_static_view("_static", "pyramid_sumatra:static", cache_max_age=3600)
         app = config.make_wsgi_app()

@@ -15,12 +15,12 @@ from pyramid.security import Denied
 from .auth.external import group_principal
 from .auth.groups import after_login, current_groups
 from .auth.sessiongroups import remember_groups, session_groups
-from .limits import authenticate, throttled
 from .permissions import SERVER_ADMIN, user_principal
 from .resources import Project
 from .services import tokens
 from .sessions import SESSION_STAMP_KEY, end_sessions, stamp
 from .storage.types import TokenInfo
+from .throttle import authenticate, throttled
 
 REALM = "Sumatra Server API"
 CHALLENGE = f'Basic realm="{REALM}"'

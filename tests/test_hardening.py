@@ -280,7 +280,7 @@ def _rss_kb() -> int:
 def test_flood_of_5mb_usernames_does_not_grow_the_process(make_app):  # noqa: F811
     import gc
 
-    from pyramid_sumatra.limits import THROTTLE_KEY
+    from pyramid_sumatra.throttle import THROTTLE_KEY
 
     app = make_app()
     token = app.get("/_login", headers=HTML).forms["login-form"]["csrf_token"].value
@@ -321,7 +321,7 @@ def test_form_bodies_have_their_own_smaller_limit(make_app):  # noqa: F811
 
 
 def test_many_100kb_usernames_are_not_counted(make_app):  # noqa: F811
-    from pyramid_sumatra.limits import THROTTLE_KEY
+    from pyramid_sumatra.throttle import THROTTLE_KEY
 
     app = make_app()
     token = app.get("/_login", headers=HTML).forms["login-form"]["csrf_token"].value
@@ -338,7 +338,7 @@ def test_many_100kb_usernames_are_not_counted(make_app):  # noqa: F811
 
 
 def test_throttle_keys_are_fixed_size():
-    from pyramid_sumatra.limits import LoginThrottle
+    from pyramid_sumatra.throttle import LoginThrottle
 
     throttle = LoginThrottle(size=3)
     for name in ("a", "b" * 10_000, "c", "d"):

@@ -10,7 +10,7 @@ keeps tokens valid across ``dump``/``load`` and a change of ``sumatra.secret``.
 
 Clients use a token as the HTTP Basic password (``http://alice:smt_…@host/``), so
 the unchanged Sumatra 0.8.1 client works; failures are throttled per username
-exactly like wrong passwords (``limits.throttled``).
+exactly like wrong passwords (``throttle.throttled``).
 """
 
 from __future__ import annotations

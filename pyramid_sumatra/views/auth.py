@@ -11,7 +11,7 @@ from pyramid.security import forget, remember
 from pyramid.view import view_config
 
 from ..auth.groups import after_login
-from ..limits import authenticate
+from ..throttle import authenticate
 from ..usernames import username_problem
 
 
