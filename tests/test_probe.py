@@ -19,6 +19,8 @@ import transaction
 from conftest import basic
 
 MAX_BYTES = 1_000_000  # no answer to a hostile request may be this large
+#: CPU seconds the request may cost the app (this thread's CPU time, not the wall clock:
+#: on a loaded CI machine the wall clock also counts waiting for a core).
 MAX_SECONDS = 2.0
 
 
@@ -104,10 +106,10 @@ def _snapshot(storage) -> dict:
 
 
 def _check(response, what: str, started: float) -> None:
-    elapsed = time.monotonic() - started
+    elapsed = time.thread_time() - started
     assert response.status_int < 500, f"{what}: {response.status}\n{response.text[:500]}"
     assert len(response.body) < MAX_BYTES, f"{what}: {len(response.body)} bytes"
-    assert elapsed < MAX_SECONDS, f"{what}: {elapsed:.2f} s"
+    assert elapsed < MAX_SECONDS, f"{what}: {elapsed:.2f} s of CPU"
     assert response.headers.get("X-Content-Type-Options") == "nosniff", what
     if response.status_int >= 400 and response.content_type == "application/json":
         body = response.json
@@ -115,7 +117,7 @@ def _check(response, what: str, started: float) -> None:
 
 
 def _send(testapp, method: str, path: str, what: str, **kw):
-    started = time.monotonic()
+    started = time.thread_time()
     response = testapp.request(path, method=method, expect_errors=True, **kw)
     _check(response, what, started)
     return response
