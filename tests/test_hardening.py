@@ -365,9 +365,9 @@ def test_too_many_or_too_long_filter_tags_are_400(testapp, accept, count, length
     import time
 
     tags = ",".join(str(i).zfill(length) for i in range(count))
-    start = time.perf_counter()
+    start = time.thread_time()  # the app's CPU: a loaded machine's wall clock says little
     res = testapp.get(f"/TestProject2/?tags={tags}", headers={"Accept": accept}, status=400)
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     assert elapsed < 1.0
     assert len(res.body) < 10_000 + 3 * len(tags)  # the URL (login link), not its square
     if accept == "text/html":
