@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import configparser
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,53 @@ def flatten(values: dict[str, Any], prefix: str = "", depth: int = FLATTEN_DEPTH
         else:
             flat[name] = value
     return flat
+
+
+#: A parameter that has a value but compares with nothing (a list, a date, an empty
+#: section, NaN, an infinity, an integer too large for a float): kept so that
+#: ``exists`` finds it, and stored as this JSON value by every backend.
+OPAQUE: list = []
+#: The type of a parameter value as indexed (see :func:`index_values`).
+IndexValue = bool | int | float | str | list
+_INT64 = 2 ** 63
+
+
+def index_value(value: Any) -> IndexValue | None:
+    """A flattened parameter value as the query language and plots see it.
+
+    Text, booleans, finite numbers and integers of 64 bits stay as they are; a larger
+    integer becomes its float; None (no value) is None; anything else is
+    :data:`OPAQUE`. Every value is then representable in JSON, so a backend can store
+    and compare it (SQL has no NaN, dates or Python tuples).
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if -_INT64 <= value < _INT64:
+            return value
+        try:
+            value = float(value)
+        except OverflowError:
+            return OPAQUE
+    if isinstance(value, float):
+        return value if math.isfinite(value) else OPAQUE
+    return OPAQUE
+
+
+def index_values(flat: dict[str, Any]) -> dict[str, IndexValue]:
+    """``ParameterSet.flat`` as stored with a record (``StoredRecord.parameters``):
+    every value through :func:`index_value`, parameters without a value left out."""
+    indexed: dict[str, IndexValue] = {}
+    for name, value in flat.items():
+        value = index_value(value)
+        if value is not None:
+            indexed[str(name)] = [] if value is OPAQUE else value
+    return indexed
+
+
+def record_parameters(doc: dict) -> dict[str, IndexValue]:
+    """The indexed parameters of a record document (what ``build_stored_record`` keeps)."""
+    return index_values(parse_parameters(doc.get("parameters")).flat)
 
 
 def display(value: Any) -> str:

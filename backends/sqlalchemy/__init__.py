@@ -14,6 +14,7 @@ import zope.sqlalchemy
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from pyramid_sumatra.parameters import record_parameters
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.hookspecs import hookimpl
 from pyramid_sumatra.storage.types import (
@@ -161,6 +162,7 @@ class SqlAlchemyBackend(RecordQueries):
             "user": record.user, "main_file": record.main_file, "version": record.version,
             "executable": record.executable, "reason": record.reason,
             "outcome": record.outcome, "duration": record.duration,
+            "parameters": _parameters_text(record),
         }
         db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
@@ -447,6 +449,15 @@ class SqlAlchemyBackend(RecordQueries):
     def sumatra_search_records(self, project_id: str, query: RecordQuery,
                                where: Any) -> RecordPage:
         return _search.search(self, project_id, query, where)
+
+
+def _parameters_text(record: StoredRecord) -> str:
+    """``records.parameters``: the record's flat parameters as JSON (derived from the body
+    when the caller built the record without them)."""
+    flat = record.parameters
+    if flat is None:
+        flat = record_parameters(record.document) if record.body is not None else {}
+    return orjson.dumps(flat).decode()
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

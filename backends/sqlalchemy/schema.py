@@ -128,6 +128,9 @@ records = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("outcome", Text, nullable=False, default=""),
     Column("duration", Float, nullable=True),
+    # The flattened parameters as a JSON object (revision 0008), derived from the body at
+    # PUT (StoredRecord.parameters): queries on ``params.`` and the plots read this.
+    Column("parameters", JsonDocument, nullable=True),
     UniqueConstraint("project_id", "label", name="uq_records_project_label"),
     Index("ix_records_project_timestamp", "project_id", "timestamp", "label"),
 )

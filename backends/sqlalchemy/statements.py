@@ -18,7 +18,8 @@ def _get_record_statement(dialect: str):
     aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
     tags = select(aggregate(record_tags.c.tag)).where(
         record_tags.c.record_id == records.c.id).scalar_subquery()
-    return select(*_SUMMARY_COLUMNS, records.c.body, tags.label("tags")).where(
+    return select(*_SUMMARY_COLUMNS, records.c.body, records.c.parameters,
+                  tags.label("tags")).where(
         records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
 
 
