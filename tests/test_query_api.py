@@ -75,6 +75,26 @@ def test_q_selects_records_by_parameters_and_fields(testapp, sweep):
     assert labels_of(body) == want and 0 < len(want) < 60
 
 
+def test_the_tag_listing_honours_q(testapp, sweep):
+    q = quote("params.tau_m >= 10 and params.distr = uniform")
+    want = expected(sweep, lambda d: params(d)[0] >= 10 and params(d)[1] == "uniform"
+                    and "odd" in d["tags"])
+    body = testapp.get(f"/{P}/tag/odd/?q={q}", headers={**JSON, **basic()}).json
+    assert labels_of(body) == want and 0 < len(want) < 30  # not every odd record
+    bad = testapp.get(f"/{P}/tag/odd/?q=params.tau_m%20%3E", headers={**JSON, **basic()},
+                      status=400).json
+    assert bad["error"] == "invalid q"
+
+
+def test_the_tag_page_honours_q(testapp, sweep):
+    q = quote("params.tau_m >= 10 and params.distr = uniform")
+    want = expected(sweep, lambda d: params(d)[0] >= 10 and params(d)[1] == "uniform"
+                    and "odd" in d["tags"])
+    html = testapp.get(f"/{P}/tag/odd/?q={q}", headers={"Accept": "text/html", **basic()}).text
+    shown = [d["label"] for d in sweep if f">{d['label']}<" in html]
+    assert sorted(shown) == sorted(want) and want
+
+
 def test_q_combines_with_tags_and_pages_with_a_cursor(testapp, sweep):
     q = quote("params.distr = normal")
     want = expected(sweep, lambda d: params(d)[1] == "normal" and "odd" in d["tags"])
