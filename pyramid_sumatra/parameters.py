@@ -13,6 +13,7 @@ import ast
 import configparser
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,21 +134,28 @@ def flatten(values: dict[str, Any], prefix: str = "", depth: int = FLATTEN_DEPTH
 OPAQUE: list = []
 #: The type of a parameter value as indexed (see :func:`index_values`).
 IndexValue = bool | int | float | str | list
-_INT64 = 2 ** 63
+#: NUL and lone surrogates (as records.unstorable): no backend stores them, and a
+#: parameter text can still hold them as JSON escapes (``"\\u0000"``).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: Integers a float holds exactly.
+_EXACT_INT = 2 ** 53
 
 
 def index_value(value: Any) -> IndexValue | None:
     """A flattened parameter value as the query language and plots see it.
 
-    Text, booleans, finite numbers and integers of 64 bits stay as they are; a larger
-    integer becomes its float; None (no value) is None; anything else is
-    :data:`OPAQUE`. Every value is then representable in JSON, so a backend can store
-    and compare it (SQL has no NaN, dates or Python tuples).
+    Text, booleans, finite numbers and integers up to 2**53 stay as they are; a larger
+    integer becomes its float (what a float column and PostgreSQL's float8 hold);
+    None (no value) is None; anything else is :data:`OPAQUE`. Every value is then
+    representable in JSON and comparable in SQL exactly as in Python (SQL has no
+    NaN, dates or Python tuples).
     """
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):  # text no backend can store compares with nothing
+        return OPAQUE if _UNSTORABLE.search(value) else value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        if -_INT64 <= value < _INT64:
+        if -_EXACT_INT <= value <= _EXACT_INT:
             return value
         try:
             value = float(value)
@@ -164,7 +172,8 @@ def index_values(flat: dict[str, Any]) -> dict[str, IndexValue]:
     indexed: dict[str, IndexValue] = {}
     for name, value in flat.items():
         value = index_value(value)
-        if value is not None:
+        # A name with NUL or a lone surrogate cannot be stored, nor named by a query.
+        if value is not None and not _UNSTORABLE.search(name):
             indexed[str(name)] = [] if value is OPAQUE else value
     return indexed
 

@@ -277,6 +277,8 @@ def test_0008_keeps_parameters_derived_from_existing_bodies(engine, url):
     with engine.connect() as conn:
         assert conn.execute(sa.text(
             "SELECT count(*) FROM records WHERE parameters IS NULL")).scalar() == 0
+        # the numbers' index: r1's a, every other record's n (s.x is text)
+        assert conn.execute(sa.text("SELECT count(*) FROM record_numbers")).scalar() == 1204
     store = storage_for(url)
     try:
         with transaction.manager:
@@ -290,4 +292,5 @@ def test_0008_keeps_parameters_derived_from_existing_bodies(engine, url):
         command.downgrade(migrate.alembic_config(conn), "0007")
     with engine.connect() as conn:
         assert "parameters" not in {c["name"] for c in sa.inspect(conn).get_columns("records")}
+        assert not sa.inspect(conn).has_table("record_numbers")
     assert_data_preserved(url)

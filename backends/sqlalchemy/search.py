@@ -3,7 +3,8 @@ and the JSON body, bound parameters only.
 
 Parameters are read from ``records.parameters``, the flattened parameters as a JSON
 object kept at PUT (revision 0008): a ``params.`` term compares the member's JSON type
-and value, exactly as the reference evaluator does. Where SQL cannot be exact (a
+and value, exactly as the reference evaluator does; a comparison with a number (but
+``!=``) reads the ``record_numbers`` index instead. Where SQL cannot be exact (a
 non-ASCII ``~`` needle; on SQLite a name JSON must escape), the term becomes TRUE where
 the tree needs a superset (FALSE under a ``not``), and Python decides the candidates
 from their stored parameters (see docs/query.md for what each costs).
@@ -11,6 +12,7 @@ from their stored parameters (see docs/query.md for what each costs).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -39,17 +41,18 @@ from pyramid_sumatra.query.tree import And, Compare, Exists, Has, In, Node, Not,
 from pyramid_sumatra.storage.cursors import encode_cursor
 from pyramid_sumatra.storage.types import RecordPage, RecordQuery, StoredRecord
 
-from .schema import record_tags, records
+from .schema import NUMBER_NAME_MAX, record_numbers, record_tags, records
 
 if TYPE_CHECKING:
     from . import SqlAlchemyBackend
 
 
 class _Sql:
-    """Translation for one dialect ("sqlite" or "postgresql")."""
+    """Translation for one dialect ("sqlite" or "postgresql") and project."""
 
-    def __init__(self, dialect: str):
+    def __init__(self, dialect: str, project_id: str = ""):
         self.pg = dialect == "postgresql"
+        self.project_id = project_id
 
     def text(self, column) -> ColumnElement:
         # Code-point order and ASCII-only lower() on PostgreSQL, as on SQLite and Python.
@@ -119,19 +122,36 @@ class _Sql:
         is_text = kind == ("string" if self.pg else "text")
         return and_(present, is_text, self.compare(self.text(value), op, literal_value))
 
+    def number(self, name: str, op: str, literal_value) -> ColumnElement | None:
+        """``params.NAME op number`` through the ``record_numbers`` index, or None when
+        it cannot answer (``!=``, a name too long to be indexed, not a number)."""
+        if op not in _RANGE or len(name) > NUMBER_NAME_MAX \
+                or isinstance(literal_value, bool) or not isinstance(literal_value, int | float):
+            return None
+        value = record_numbers.c.value
+        return records.c.id.in_(select(record_numbers.c.record_id).where(
+            record_numbers.c.project_id == self.project_id, record_numbers.c.name == name,
+            _RANGE[op](value, literal_value)))
+
     def parameter_term(self, node: Compare | In | Exists, positive: bool
                        ) -> tuple[ColumnElement, bool]:
-        found = self.parameter(node.field[len(PARAMS_PREFIX):])
+        name = node.field[len(PARAMS_PREFIX):]
+        found = self.parameter(name)
         if found is None:
             return (true() if positive else false()), False
         kind, value = found
         if isinstance(node, Exists):
             return kind.is_not(None), True
         if isinstance(node, In):
-            return or_(*(self.compare_parameter(kind, value, "=", v)
+            return or_(*(self.number(name, "=", v)
+                         if self.number(name, "=", v) is not None
+                         else self.compare_parameter(kind, value, "=", v)
                          for v in node.values)).self_group(), True
         if node.op == "~" and not str(node.value).isascii():
             return (true() if positive else false()), False  # see translate()
+        indexed = self.number(name, node.op, node.value)
+        if indexed is not None:
+            return indexed, True
         return self.compare_parameter(kind, value, node.op, node.value), True
 
     def compare(self, column, op: str, value) -> ColumnElement:
@@ -191,6 +211,11 @@ class _Sql:
             record_tags.c.record_id == records.c.id, condition))
 
 
+#: Comparisons the ``record_numbers`` index answers.
+_RANGE = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+          ">=": operator.ge}
+
+
 def _fits(field: str, node: Compare | In) -> bool:
     """Whether the literal(s) have the field's kind (the parser ensures it; a tree built
     by hand may not, and SQL must not cast)."""
@@ -231,7 +256,7 @@ def _document(record: StoredRecord) -> dict:
 
 def search(backend: SqlAlchemyBackend, project_id: str, query: RecordQuery,
            where: Node) -> RecordPage:
-    sql = _Sql(backend.engine.dialect.name)
+    sql = _Sql(backend.engine.dialect.name, project_id)
     condition, exact = sql.translate(where, True)
     if exact:
         return backend._query_records(project_id, query, condition)

@@ -36,9 +36,9 @@ TIMES = ["2024-01-01 09:00:00", "2024-01-02 00:00:00", "2024-01-03 09:00:00",
 
 def _param_value(rng: random.Random):
     # Beyond JSON's scalars: values that exist but compare with nothing (an infinity, an
-    # empty section), an integer past 64 bits, a number as text.
+    # empty section, text holding NUL), integers past a float's precision, a number as text.
     return rng.choice([*NUMBERS, *TEXTS[:8], True, False, None, [1, 2], float("inf"), {},
-                       2**70, "5"])
+                       2**70, 2**53 + 1, "5", "nul\x00"])
 
 
 def _parameters(rng: random.Random):
