@@ -75,6 +75,25 @@ def test_q_selects_records_by_parameters_and_fields(testapp, sweep):
     assert labels_of(body) == want and 0 < len(want) < 60
 
 
+def test_queries_and_plots_read_the_stored_parameters_never_the_bodys(testapp, sweep,
+                                                                     monkeypatch):
+    from pyramid_sumatra import parameters
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a record's parameters were parsed again")
+
+    monkeypatch.setattr(parameters, "parse_parameters", refuse)  # the records are stored
+    want = expected(sweep, lambda d: params(d)[0] >= 25 and params(d)[1] == "uniform")
+    for text in ("params.tau_m >= 25 and params.distr = uniform",  # SQL decides
+                 "params.tau_m >= 25 and params.distr = uniform and not reason ~ 'é'"):
+        assert labels_of(get(testapp, f"q={quote(text)}").json) == want, text
+    plot = testapp.get(f"/{P}/@@plotdata?q={quote('params.tau_m >= 25')}",
+                       headers={**JSON, **basic()}).json
+    assert sorted(r["parameters"]["tau_m"] for r in plot["records"]) == sorted(
+        params(d)[0] for d in sweep if params(d)[0] >= 25)
+    assert plot["parameters"] == {"distr": "categorical", "tau_m": "numeric"}
+
+
 def test_the_tag_listing_honours_q(testapp, sweep):
     q = quote("params.tau_m >= 10 and params.distr = uniform")
     want = expected(sweep, lambda d: params(d)[0] >= 10 and params(d)[1] == "uniform"
