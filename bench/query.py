@@ -8,8 +8,9 @@ another process, bench/workload.py's ~3 KB records), then calls the app in-proce
 server's own CPU is not in it) and the wall time, medians of ``--repeats``:
 
 * ``duration``: a range over an indexed field SQL decides (10% of the records);
-* ``param``: a range over a parameter (``params.learning_rate``, 10%), which SQL
-  cannot see: every record's body is read and its parameters parsed in Python;
+* ``param``: a range over a parameter (``params.learning_rate``, 10%): SQL decides it
+  from the parameters kept at PUT (``record_numbers``); the filesystem backend's
+  fallback reads every record file (its kept parameters, no parsing);
 * each as the list of labels (``?q=``), as whole records (``&expand=records``,
   one JSON page of at most 1,000) and as NDJSON (every match, streamed);
 * ``plotdata``: ``@@plotdata`` of the first 10,000 records (the plots' fetch).

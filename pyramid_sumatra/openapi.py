@@ -375,10 +375,12 @@ def _paths() -> dict[str, Any]:
                                                             "pattern": r"^[0-9]+$(?!\n)"}}}),
                       **_errors("403", "404")},
     }
+    tag_get = _get("The project's records having the tag (with q, those a query selects)",
+                   "project", _ref("Project"), "limit", "cursor", "q")
+    tag_get["responses"].update(_errors("400"))
     tag_item = {
         "parameters": _p("project", "tag"),
-        "get": _get("The project's records having the tag", "project", _ref("Project"),
-                    "limit", "cursor"),
+        "get": tag_get,
         "delete": tag_delete,
     }
     html_page = {HTML: {"schema": {"type": "string"}}}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import configparser
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +126,61 @@ def flatten(values: dict[str, Any], prefix: str = "", depth: int = FLATTEN_DEPTH
         else:
             flat[name] = value
     return flat
+
+
+#: A parameter that has a value but compares with nothing (a list, a date, an empty
+#: section, NaN, an infinity, an integer too large for a float): kept so that
+#: ``exists`` finds it, and stored as this JSON value by every backend.
+OPAQUE: list = []
+#: The type of a parameter value as indexed (see :func:`index_values`).
+IndexValue = bool | int | float | str | list
+#: NUL and lone surrogates (as records.unstorable): no backend stores them, and a
+#: parameter text can still hold them as JSON escapes (``"\\u0000"``).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: Integers a float holds exactly.
+_EXACT_INT = 2 ** 53
+
+
+def index_value(value: Any) -> IndexValue | None:
+    """A flattened parameter value as the query language and plots see it.
+
+    Text, booleans, finite numbers and integers up to 2**53 stay as they are; a larger
+    integer becomes its float (what a float column and PostgreSQL's float8 hold);
+    None (no value) is None; anything else is :data:`OPAQUE`. Every value is then
+    representable in JSON and comparable in SQL exactly as in Python (SQL has no
+    NaN, dates or Python tuples).
+    """
+    if isinstance(value, str):  # text no backend can store compares with nothing
+        return OPAQUE if _UNSTORABLE.search(value) else value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if -_EXACT_INT <= value <= _EXACT_INT:
+            return value
+        try:
+            value = float(value)
+        except OverflowError:
+            return OPAQUE
+    if isinstance(value, float):
+        return value if math.isfinite(value) else OPAQUE
+    return OPAQUE
+
+
+def index_values(flat: dict[str, Any]) -> dict[str, IndexValue]:
+    """``ParameterSet.flat`` as stored with a record (``StoredRecord.parameters``):
+    every value through :func:`index_value`, parameters without a value left out."""
+    indexed: dict[str, IndexValue] = {}
+    for name, value in flat.items():
+        value = index_value(value)
+        # A name with NUL or a lone surrogate cannot be stored, nor named by a query.
+        if value is not None and not _UNSTORABLE.search(name):
+            indexed[str(name)] = [] if value is OPAQUE else value
+    return indexed
+
+
+def record_parameters(doc: dict) -> dict[str, IndexValue]:
+    """The indexed parameters of a record document (what ``build_stored_record`` keeps)."""
+    return index_values(parse_parameters(doc.get("parameters")).flat)
 
 
 def display(value: Any) -> str:

@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .parameters import parse_parameters
+from .parameters import record_parameters
 from .query import Node
 from .query.parser import MAX_LENGTH as MAX_QUERY
+from .query.search import document
 from .records import is_date, whole_number
 from .services.search import interpret_search
 from .storage.types import SORTABLE, RecordQuery, StoredRecord
@@ -88,7 +89,8 @@ def parse_query(pairs: list[tuple[str, str]]) -> PlotQuery:
         main_file=given.get("main_file") or None,
         since=f"{since} 00:00:00" if since else None,
         until=f"{until} 23:59:59" if until else None,
-        order=order, limit=limit, cursor=given.get("cursor") or None, with_body=True)
+        order=order, limit=limit, cursor=given.get("cursor") or None, with_body=True,
+        with_parameters=True)
     filters = {k: v for k, v in given.items() if v and k not in ("cursor", "format")}
     return PlotQuery(query, filters, search.where)
 
@@ -109,10 +111,15 @@ def _text(value: Any) -> str | None:
 
 
 def record_row(record: StoredRecord, keys: dict[str, bool]) -> dict[str, Any]:
-    """One record's row; ``keys`` collects parameter names (value: all numeric so far)."""
-    doc = record.document
+    """One record's row; ``keys`` collects parameter names (value: all numeric so far).
+
+    The parameters are the record's stored ones (parsed once, at PUT); only a backend
+    that does not keep them makes this parse the body's.
+    """
+    doc = document(record)
+    flat = record.parameters if record.parameters is not None else record_parameters(doc)
     parameters = {}
-    for name, raw in parse_parameters(doc.get("parameters")).flat.items():
+    for name, raw in flat.items():
         value = _value(raw)
         if value is None or (name not in keys and len(keys) >= MAX_PARAMETER_KEYS):
             continue

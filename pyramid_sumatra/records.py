@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .parameters import record_parameters
 from .services.errors import InvalidInput
 from .storage.types import StoredRecord
 
@@ -329,6 +330,8 @@ def build_stored_record(project_id: str, doc: dict) -> StoredRecord:
         reason=_text(doc.get("reason")),
         outcome=_text(doc.get("outcome")),
         duration=float(duration) if isinstance(duration, (int, float)) else None,
+        # Parsed once here, so that queries and plots never parse a body again.
+        parameters=record_parameters(doc),
     )
 
 

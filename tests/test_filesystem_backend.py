@@ -77,6 +77,24 @@ def test_a_missing_root_setting_is_a_clear_start_up_error(monkeypatch):
 
 
 
+def test_record_files_keep_flat_parameters_and_older_files_still_read(fs, root):
+    from pyramid_sumatra.query import parse
+
+    put(fs, rec("r1", parameters={"type": "SimpleParameterSet", "content": "tau = 5\nd = 'u'"}),
+        rec("r2", parameters={"type": "JSONParameterSet", "content": '{"tau": 1}'}))
+    path = root / "projects/P/records/r1.json"
+    envelope = json.loads(path.read_text())
+    assert envelope["parameters"] == {"tau": 5, "d": "u"}
+    del envelope["parameters"]  # as written before the parameters were kept
+    path.write_text(json.dumps(envelope, indent=2))
+    with transaction.manager:
+        old = fs.get_record("P", "r1")
+        assert old.parameters is None  # not kept: the app parses the body
+        assert fs.get_record("P", "r2").parameters == {"tau": 1}
+        found = fs.search_records("P", RecordQuery(), parse("params.tau >= 2"))
+    assert [r.label for r in found.records] == ["r1"]
+
+
 def test_layout_is_readable_json_files(fs, root):
     with transaction.manager:
         fs.put_user(UserInfo(username="alice", password_hash="h"))

@@ -255,3 +255,42 @@ def test_0005_adds_history_and_trash_keeping_data(engine, url):
         assert not sa.inspect(conn).has_table("history")
         assert not sa.inspect(conn).has_table("trash")
     assert_data_preserved(url)
+
+
+def test_0008_keeps_parameters_derived_from_existing_bodies(engine, url):
+    from alembic import command
+
+    from pyramid_sumatra.query import parse
+
+    migrate.upgrade(engine, "0007")
+    insert_0001_data(engine)
+    with engine.begin() as conn:  # more rows than a batch, to cross a batch boundary
+        for i in range(2, 1205):
+            body = {**BODY, "label": f"r{i}", "parameters": {
+                "type": "JSONParameterSet", "content": json.dumps({"n": i, "s": {"x": "a"}})}}
+            conn.execute(sa.text(
+                'INSERT INTO records (id, project_id, label, body, revision, timestamp, '
+                '"user", main_file, version, executable, reason, outcome, duration) VALUES '
+                "(:id, 'P', :label, :body, 'rev', '2024-03-01 12:00:00', '', '', '', '', '', "
+                "'', NULL)"), {"id": i, "label": f"r{i}", "body": json.dumps(body)})
+    assert migrate.upgrade(engine, "0008") == "0008"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM records WHERE parameters IS NULL")).scalar() == 0
+        # the numbers' index: r1's a, every other record's n (s.x is text)
+        assert conn.execute(sa.text("SELECT count(*) FROM record_numbers")).scalar() == 1204
+    store = storage_for(url)
+    try:
+        with transaction.manager:
+            assert store.get_record("P", "r1").parameters == {"a": 1}
+            assert store.get_record("P", "r1100").parameters == {"n": 1100, "s.x": "a"}
+            page = store.search_records("P", RecordQuery(), parse("params.n >= 1200"))
+            assert sorted(r.label for r in page.records) == [f"r{i}" for i in range(1200, 1205)]
+    finally:
+        store.dispose()
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0007")
+    with engine.connect() as conn:
+        assert "parameters" not in {c["name"] for c in sa.inspect(conn).get_columns("records")}
+        assert not sa.inspect(conn).has_table("record_numbers")
+    assert_data_preserved(url)

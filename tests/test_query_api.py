@@ -75,6 +75,45 @@ def test_q_selects_records_by_parameters_and_fields(testapp, sweep):
     assert labels_of(body) == want and 0 < len(want) < 60
 
 
+def test_queries_and_plots_read_the_stored_parameters_never_the_bodys(testapp, sweep,
+                                                                     monkeypatch):
+    from pyramid_sumatra import parameters
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a record's parameters were parsed again")
+
+    monkeypatch.setattr(parameters, "parse_parameters", refuse)  # the records are stored
+    want = expected(sweep, lambda d: params(d)[0] >= 25 and params(d)[1] == "uniform")
+    for text in ("params.tau_m >= 25 and params.distr = uniform",  # SQL decides
+                 "params.tau_m >= 25 and params.distr = uniform and not reason ~ 'é'"):
+        assert labels_of(get(testapp, f"q={quote(text)}").json) == want, text
+    plot = testapp.get(f"/{P}/@@plotdata?q={quote('params.tau_m >= 25')}",
+                       headers={**JSON, **basic()}).json
+    assert sorted(r["parameters"]["tau_m"] for r in plot["records"]) == sorted(
+        params(d)[0] for d in sweep if params(d)[0] >= 25)
+    assert plot["parameters"] == {"distr": "categorical", "tau_m": "numeric"}
+
+
+def test_the_tag_listing_honours_q(testapp, sweep):
+    q = quote("params.tau_m >= 10 and params.distr = uniform")
+    want = expected(sweep, lambda d: params(d)[0] >= 10 and params(d)[1] == "uniform"
+                    and "odd" in d["tags"])
+    body = testapp.get(f"/{P}/tag/odd/?q={q}", headers={**JSON, **basic()}).json
+    assert labels_of(body) == want and 0 < len(want) < 30  # not every odd record
+    bad = testapp.get(f"/{P}/tag/odd/?q=params.tau_m%20%3E", headers={**JSON, **basic()},
+                      status=400).json
+    assert bad["error"] == "invalid q"
+
+
+def test_the_tag_page_honours_q(testapp, sweep):
+    q = quote("params.tau_m >= 10 and params.distr = uniform")
+    want = expected(sweep, lambda d: params(d)[0] >= 10 and params(d)[1] == "uniform"
+                    and "odd" in d["tags"])
+    html = testapp.get(f"/{P}/tag/odd/?q={q}", headers={"Accept": "text/html", **basic()}).text
+    shown = [d["label"] for d in sweep if f">{d['label']}<" in html]
+    assert sorted(shown) == sorted(want) and want
+
+
 def test_q_combines_with_tags_and_pages_with_a_cursor(testapp, sweep):
     q = quote("params.distr = normal")
     want = expected(sweep, lambda d: params(d)[1] == "normal" and "odd" in d["tags"])
@@ -240,7 +279,8 @@ def test_a_costly_query_gives_short_pages_or_a_400(testapp, sweep, monkeypatch):
 
     monkeypatch.setattr(query_search, "BUDGET", 0.0)  # every chunk overruns
     monkeypatch.setattr(query_search, "FIRST_CHUNK", 4)
-    q = quote("params.tau_m < 10 or params.distr = normal")
+    # SQL decides parameters; a non-ASCII `~` needle is still Python's (no record has it).
+    q = quote("params.tau_m < 10 or params.distr = normal or reason ~ 'é'")
     want = expected(sweep, lambda d: params(d)[0] < 10 or params(d)[1] == "normal")
     got, url, pages = [], f"/{P}/?q={q}&expand=records&limit=1000", 0
     while url:

@@ -1,9 +1,11 @@
 """How records, indexes, projects and users look on disk.
 
 A record file is a small readable envelope: the index fields and revision,
-then the document itself, indented so that ``diff`` shows what changed. When
-the body cannot be reproduced from the parsed document (it was not in
-canonical compact form), the exact text is kept in ``body`` instead.
+the flattened parameters (``StoredRecord.parameters``, so that queries and plots never
+parse a body; files written before have none and read as None), then the document
+itself, indented so that ``diff`` shows what changed. When the body cannot be
+reproduced from the parsed document (it was not in canonical compact form), the exact
+text is kept in ``body`` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def index_entry(record: StoredRecord) -> dict[str, Any]:
 def record_text(record: StoredRecord) -> str:
     envelope: dict[str, Any] = {"format": RECORD_FORMAT, "project_id": record.project_id,
                                 "label": record.label, "index": index_entry(record)}
+    if record.parameters is not None:
+        envelope["parameters"] = record.parameters
     try:
         doc = json.loads(record.body or "")
         exact = _canonical(doc) == record.body
@@ -59,7 +63,10 @@ def parse_record(text: str, project_id: str, label: str) -> tuple[StoredRecord, 
         if envelope.get("format") != RECORD_FORMAT or envelope.get("label") != label:
             raise CorruptFile(f"record file of {project_id}/{label} names another record")
         body = envelope["body"] if "body" in envelope else _canonical(envelope["document"])
-        return to_record(project_id, label, entry, body), entry
+        record = to_record(project_id, label, entry, body)
+        parameters = envelope.get("parameters")
+        record.parameters = parameters if isinstance(parameters, dict) else None
+        return record, entry
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, CorruptFile):
             raise

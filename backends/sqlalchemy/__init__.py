@@ -14,6 +14,7 @@ import zope.sqlalchemy
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from pyramid_sumatra.parameters import record_parameters
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.hookspecs import hookimpl
 from pyramid_sumatra.storage.types import (
@@ -34,14 +35,16 @@ from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
 from .query import RecordQueries
-from .schema import grants, projects, record_tags, records, users
+from .schema import NUMBER_NAME_MAX, grants, projects, record_numbers, record_tags, records, users
 from .statements import (
     _ALL_PROJECTS,
     _COUNT_NEW_RECORD,
+    _DELETE_NUMBERS,
     _DELETE_TAGS,
     _GET_GRANTS,
     _GET_PROJECT,
     _GET_USER,
+    _INSERT_NUMBERS,
     _INSERT_RECORD,
     _INSERT_TAGS,
     _PROJECTS_GRANTED,
@@ -156,11 +159,13 @@ class SqlAlchemyBackend(RecordQueries):
     @hookimpl
     @translate_errors
     def sumatra_put_record(self, record: StoredRecord, create: bool) -> bool:
+        parameters = _parameters_of(record)
         values = {
             "body": record.body, "revision": record.revision, "timestamp": record.timestamp,
             "user": record.user, "main_file": record.main_file, "version": record.version,
             "executable": record.executable, "reason": record.reason,
             "outcome": record.outcome, "duration": record.duration,
+            "parameters": orjson.dumps(parameters).decode(),
         }
         db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
@@ -174,11 +179,15 @@ class SqlAlchemyBackend(RecordQueries):
         else:
             db.execute(_UPDATE_RECORD, {"b_id": record_id, **values})
             db.execute(_DELETE_TAGS, {"b_id": record_id})
+            db.execute(_DELETE_NUMBERS, {"b_id": record_id})
             touch = _TOUCH_PROJECT
         if record.tags:
             db.execute(_INSERT_TAGS, [
                 {"record_id": record_id, "tag": tag, "project_id": record.project_id}
                 for tag in dict.fromkeys(record.tags)])  # each tag once
+        numbers = number_rows(record_id, record.project_id, parameters)
+        if numbers:
+            db.execute(_INSERT_NUMBERS, numbers)
         db.execute(touch, {"b_project": record.project_id, "b_now": utcnow()})
         return True
 
@@ -196,6 +205,7 @@ class SqlAlchemyBackend(RecordQueries):
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             db.execute(delete(record_tags).where(record_tags.c.record_id.in_(chunk)))
+            db.execute(delete(record_numbers).where(record_numbers.c.record_id.in_(chunk)))
             db.execute(delete(records).where(records.c.id.in_(chunk)))
         db.execute(update(projects).where(projects.c.id == project_id).values(
             last_updated=utcnow(), record_count=projects.c.record_count - len(ids)))
@@ -262,6 +272,7 @@ class SqlAlchemyBackend(RecordQueries):
             return False
         ids = select(records.c.id).where(records.c.project_id == project_id)
         db.execute(delete(record_tags).where(record_tags.c.record_id.in_(ids)))
+        db.execute(delete(record_numbers).where(record_numbers.c.project_id == project_id))
         db.execute(delete(records).where(records.c.project_id == project_id))
         db.execute(delete(grants).where(grants.c.project_id == project_id))
         db.execute(delete(projects).where(projects.c.id == project_id))
@@ -447,6 +458,23 @@ class SqlAlchemyBackend(RecordQueries):
     def sumatra_search_records(self, project_id: str, query: RecordQuery,
                                where: Any) -> RecordPage:
         return _search.search(self, project_id, query, where)
+
+
+def _parameters_of(record: StoredRecord) -> dict:
+    """The record's flat parameters (derived from the body when the caller built the
+    record without them)."""
+    if record.parameters is not None:
+        return record.parameters
+    return record_parameters(record.document) if record.body is not None else {}
+
+
+def number_rows(record_id: int, project_id: str, parameters: dict) -> list[dict]:
+    """``record_numbers`` rows: the numeric parameters (not booleans) of short names."""
+    return [{"record_id": record_id, "project_id": project_id, "name": name,
+             "value": float(value)}
+            for name, value in parameters.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            and len(name) <= NUMBER_NAME_MAX]
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import and_, func, or_, select
 
 from pyramid_sumatra.storage.cursors import decode_cursor, encode_cursor
@@ -76,6 +77,8 @@ class RecordQueries:
             columns = list(_SUMMARY_COLUMNS)
         if query.with_body:
             columns.append(records.c.body if body is None else body.label("body"))
+        if query.with_parameters and not labels_only:
+            columns.append(records.c.parameters)
         order = [key.desc(), records.c.label.desc()] if descending else [key.asc(),
                                                                            records.c.label.asc()]
         stmt = select(*columns).where(*conditions).order_by(*order)
@@ -157,9 +160,13 @@ class RecordQueries:
 
     @staticmethod
     def _to_record(row, tags: list[str], with_body: bool) -> StoredRecord:
+        parameters = row._mapping.get("parameters")
+        if isinstance(parameters, str):  # JSON text; psycopg may decode json itself
+            parameters = orjson.loads(parameters)
         return StoredRecord(
             project_id=row.project_id, label=row.label,
             body=row.body if with_body else None, revision=row.revision,
             timestamp=row.timestamp, tags=sorted(tags), user=row.user,
             main_file=row.main_file, version=row.version, executable=row.executable,
-            reason=row.reason, outcome=row.outcome, duration=row.duration)
+            reason=row.reason, outcome=row.outcome, duration=row.duration,
+            parameters=parameters)

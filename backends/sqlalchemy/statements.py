@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from .schema import grants, projects, record_tags, records, users
+from .schema import grants, projects, record_numbers, record_tags, records, users
 
 _SUMMARY_COLUMNS = [records.c[name] for name in (
     "id", "project_id", "label", "revision", "timestamp", "user", "main_file", "version",
@@ -18,7 +18,8 @@ def _get_record_statement(dialect: str):
     aggregate = func.json_agg if dialect == "postgresql" else func.json_group_array
     tags = select(aggregate(record_tags.c.tag)).where(
         record_tags.c.record_id == records.c.id).scalar_subquery()
-    return select(*_SUMMARY_COLUMNS, records.c.body, tags.label("tags")).where(
+    return select(*_SUMMARY_COLUMNS, records.c.body, records.c.parameters,
+                  tags.label("tags")).where(
         records.c.project_id == bindparam("b_project"), records.c.label == bindparam("b_label"))
 
 
@@ -28,6 +29,8 @@ _INSERT_RECORD = insert(records)
 _UPDATE_RECORD = update(records).where(records.c.id == bindparam("b_id"))
 _DELETE_TAGS = delete(record_tags).where(record_tags.c.record_id == bindparam("b_id"))
 _INSERT_TAGS = insert(record_tags)
+_DELETE_NUMBERS = delete(record_numbers).where(record_numbers.c.record_id == bindparam("b_id"))
+_INSERT_NUMBERS = insert(record_numbers)
 _TOUCH_PROJECT = update(projects).where(projects.c.id == bindparam("b_project")).values(
     last_updated=bindparam("b_now"))
 _COUNT_NEW_RECORD = _TOUCH_PROJECT.values(record_count=projects.c.record_count + 1)

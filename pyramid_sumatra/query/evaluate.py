@@ -82,9 +82,10 @@ def evaluate(node: Node, values: RecordValues) -> bool:
     raise TypeError(f"not a query node: {node!r}")
 
 
-def matches(node: Node, doc: dict) -> bool:
-    """Whether the record document ``doc`` satisfies the query tree ``node``."""
-    return evaluate(node, RecordValues(doc))
+def matches(node: Node, doc: dict, parameters: dict | None = None) -> bool:
+    """Whether the record document ``doc`` satisfies the query tree ``node``
+    (``parameters``: the record's stored flat parameters, if known)."""
+    return evaluate(node, RecordValues(doc, parameters))
 
 
 def uses_parameters(node: Node) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..parameters import parse_parameters
+from ..parameters import record_parameters
 from ..records import normalise_timestamp, tag_list
 
 #: Index text fields: always a string ("" when the document lacks it).
@@ -39,13 +39,14 @@ def field_names() -> str:
 
 class RecordValues:
     """The values of one record document, computed once and on demand (parameters
-    are parsed only when a ``params.`` field is asked for)."""
+    are parsed only when a ``params.`` field is asked for, and not at all when
+    ``parameters`` gives them as stored: ``StoredRecord.parameters``)."""
 
     __slots__ = ("doc", "_params", "_cache")
 
-    def __init__(self, doc: dict):
+    def __init__(self, doc: dict, parameters: dict[str, Any] | None = None):
         self.doc = doc
-        self._params: dict[str, Any] | None = None
+        self._params = parameters
         self._cache: dict[str, Any] = {}
 
     def get(self, field: str) -> Any:
@@ -59,9 +60,8 @@ class RecordValues:
         doc = self.doc
         if field.startswith(PARAMS_PREFIX):
             if self._params is None:
-                self._params = parse_parameters(doc.get("parameters")).flat
-            value = self._params.get(field[len(PARAMS_PREFIX):], MISSING)
-            return MISSING if value is None else value
+                self._params = record_parameters(doc)
+            return self._params.get(field[len(PARAMS_PREFIX):], MISSING)
         if field == "executable":
             exe = doc.get("executable")
             return _text(exe.get("name")) if isinstance(exe, dict) else ""

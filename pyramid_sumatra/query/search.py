@@ -88,11 +88,12 @@ def evaluate_pages(read: Callable[[RecordQuery], RecordPage], query: RecordQuery
     deadline = time.monotonic() + BUDGET
     matched: list[StoredRecord] = []
     while True:
-        chunk = replace(query, cursor=inner, limit=size, with_body=True, labels_only=False)
+        chunk = replace(query, cursor=inner, limit=size, with_body=True, labels_only=False,
+                        with_parameters=True)
         page = read(chunk)
         for index in range(skip, len(page.records)):
             record = page.records[index]
-            if not matches(where, doc_of(record)):
+            if not matches(where, doc_of(record), record.parameters):
                 continue
             if limit is not None and len(matched) == limit:
                 return _page(matched, query, cursor_of(inner, index, size, matched[-1]), None)

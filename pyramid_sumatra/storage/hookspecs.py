@@ -151,6 +151,11 @@ def sumatra_put_record(record: StoredRecord, create: bool) -> bool:
     (the app creates it first): writing into a missing one raises
     ``StorageConflict`` (a concurrent delete; the request is retried) and stores
     nothing.
+
+    ``record.parameters`` holds the flattened parameters the app derived from the body;
+    a backend may keep them and return them (from this hook's records and queries) so
+    that queries and plots need not parse bodies, or ignore them (records then read back
+    with ``parameters`` None and the app parses).
     """
 
 
@@ -181,6 +186,11 @@ def sumatra_query_records(project_id: str, query: RecordQuery) -> RecordPage:
     starts at that day, a date-only ``until`` excludes that day (the app sends
     ``YYYY-MM-DD 23:59:59``). :func:`pyramid_sumatra.storage.query.select_entries`
     does all this for rows held in memory.
+
+    ``with_parameters`` asks for ``StoredRecord.parameters``: a backend that keeps
+    them fills them (exactly as stored by ``sumatra_put_record``), and without
+    ``with_body`` need not read bodies; a backend that does not keep them ignores the
+    flag (``parameters`` None).
     """
 
 

@@ -59,6 +59,11 @@ class StoredRecord:
     reason: str = ""
     outcome: str = ""
     duration: float | None = None
+    #: The record's parameters flattened (``{"solver.tol": 1e-6}``), as
+    #: :func:`pyramid_sumatra.parameters.record_parameters` derives them from the body:
+    #: text, booleans, numbers, and ``[]`` for a value that compares with nothing.
+    #: None when the backend did not keep them (the app then parses the body).
+    parameters: dict[str, bool | int | float | str | list] | None = None
 
     @property
     def document(self) -> dict:
@@ -97,6 +102,10 @@ class RecordQuery:
     #: A hint: False when the caller does not need ``RecordPage.total`` (a query's pages),
     #: so a backend may skip counting (a second pass over the matches) and leave it None.
     count_total: bool = True
+    #: The caller needs ``StoredRecord.parameters`` (the plots): a backend that keeps them
+    #: fills them, and then need not read bodies unless ``with_body`` asks; a backend
+    #: that does not keep them ignores the flag (parameters None, bodies as asked).
+    with_parameters: bool = False
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.request import Request
+from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..permissions import VIEW
@@ -12,9 +14,8 @@ from ..resources import Project
 from . import require_project
 
 
-@view_config(context=Project, name="plotdata", request_method="GET", permission=VIEW,
-             renderer="json")
-def plot_data(context: Project, request: Request) -> dict:
+@view_config(context=Project, name="plotdata", request_method="GET", permission=VIEW)
+def plot_data(context: Project, request: Request) -> Response:
     require_project(context)
     try:
         plot = parse_query(list(request.GET.items()))
@@ -28,9 +29,16 @@ def plot_data(context: Project, request: Request) -> dict:
     next_url = (request.resource_url(context, "@@plotdata",
                                      query={**plot.params, "cursor": page.next_cursor})
                 if page.next_cursor else None)
-    return {"project": context.id, "count": len(rows), "total": page.total,
-            "limit": MAX_RECORDS, "next": next_url, "fields": FIELDS, "parameters": kinds,
-            "records": rows}
+    doc = {"project": context.id, "count": len(rows), "total": page.total,
+           "limit": MAX_RECORDS, "next": next_url, "fields": FIELDS, "parameters": kinds,
+           "records": rows}
+    # orjson: the json renderer spent ~150 ms of CPU on 10,000 rows (a third of the
+    # request once parameters stopped being parsed); rows hold no NaN (plotdata._value).
+    response = request.response
+    response.content_type = "application/json"
+    response.charset = "utf-8"
+    response.body = orjson.dumps(doc)
+    return response
 
 
 def _bad(parameter: str, detail: str) -> HTTPBadRequest:

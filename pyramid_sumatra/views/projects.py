@@ -160,7 +160,13 @@ def delete_project(context: Project, request):
 
 @view_config(context=TagSet, request_method="GET", permission=VIEW, representation="json")
 def get_tagset(context: TagSet, request):
-    return _project_response(request, context, context.project, [context.tag], context.tag)
+    where = None
+    if "q" in request.GET:  # the query language, within the tag (as on the project)
+        from .search import search_where
+
+        where = search_where(request)
+    return _project_response(request, context, context.project, [context.tag], context.tag,
+                             where)
 
 
 @view_config(context=TagSet, request_method="DELETE", permission=EDIT)
