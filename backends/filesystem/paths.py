@@ -40,7 +40,8 @@ def check_name(name: object) -> str:
 class Layout:
     """The paths of one store.
 
-    ``root/users.json``, ``root/projects/<id>/{project.json,index.json,records/<label>.json}``,
+    ``root/users.json``, ``root/projects/<id>/{project.json,index.json,index.log,
+    records/<label>.json}``,
     ``root/.locks/`` (lock files) and ``root/.journal/`` (commits being applied).
     """
 
@@ -66,6 +67,9 @@ class Layout:
 
     def index_file(self, project_id: str) -> Path:
         return self.project_dir(project_id) / "index.json"
+
+    def index_log(self, project_id: str) -> Path:
+        return self.project_dir(project_id) / "index.log"
 
     def records_dir(self, project_id: str) -> Path:
         return self.project_dir(project_id) / "records"
