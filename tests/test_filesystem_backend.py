@@ -361,6 +361,22 @@ def test_layout_refuses_paths_outside_the_root(root):
         layout.record_file("P", "../project")
 
 
+def test_layout_refuses_a_symlink_that_leads_out_of_the_store(root, tmp_path):
+    layout = Layout(root)
+    (root / "projects/P/records").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "projects/Q").symlink_to(outside)
+    (root / "projects/P/records/x.json").symlink_to(outside / "x.json")
+    (root / "projects/P/records/y.json").symlink_to("z.json")  # stays inside: allowed
+    with pytest.raises(UnsafeName):
+        layout.project_dir("Q")
+    with pytest.raises(UnsafeName):
+        layout.record_file("P", "x")
+    assert layout.record_file("P", "y") == root / "projects/P/records/y.json"
+    assert layout.project_dir("P") == root / "projects/P"
+
+
 # -- crash recovery, check and repair -------------------------------------------
 
 
