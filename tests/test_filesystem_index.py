@@ -239,3 +239,18 @@ def test_a_process_killed_in_the_middle_of_its_append(fs, root):
     assert check(fs)["problems"] == []
     with transaction.manager:
         assert fs.query_records("P", RecordQuery(tags=["t"])).total == 1
+
+
+def test_a_base_is_read_a_line_at_a_time_and_one_cut_short_is_unreadable(fs, root):
+    put(fs, rec("r1", reason='a "quoted",\nreason'), rec("r2", tags=["a", "b"]))
+    entries = indexlog.read(Layout(root), "P")[1]
+    indexlog.write_base(Layout(root), "P", entries)
+    with open(base_of(root), "rb") as f:
+        assert codec.read_index(f) == entries == codec.parse_index(base_of(root).read_bytes())
+    text = base_of(root).read_text()
+    base_of(root).write_text(text[: text.index('"r2"')])  # the end of the file is lost
+    with open(base_of(root), "rb") as f, pytest.raises(codec.CorruptFile, match="cut short"):
+        codec.read_index(f)
+    assert any("unreadable" in p for p in check(fs)["problems"])
+    assert check(fs, repair=True)["unrepaired"] == []
+    assert labels(open_store(root)) == ["r1", "r2"]

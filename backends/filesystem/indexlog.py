@@ -89,7 +89,7 @@ def read(layout: Layout, project_id: str, cached: Source | None = None
                 tail = _tail(log_f, log_st, cached)
                 if tail is not None:
                     return tail
-            entries = codec.parse_index(head + base_f.read())
+            entries = codec.read_index(base_f)
         serial = codec.index_serial(head)
         log_end = 0
         if log_f is not None and serial is not None:
@@ -189,7 +189,10 @@ def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: l
         serial = None
         entries: dict = {}
     else:
-        entries = {} if serial is not None else codec.parse_index(base_path.read_bytes())
+        entries = {}
+        if serial is None:
+            with open(base_path, "rb") as f:
+                entries = codec.read_index(f)
     if serial is None:  # no base, or one without a serial: a base holding this commit
         apply_commit(entries, {k: codec.compact_entry(v) for k, v in changed.items()}, removed)
         write_base(layout, project_id, entries)
