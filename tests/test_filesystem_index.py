@@ -173,7 +173,8 @@ def test_two_stores_read_each_others_appends_before_committing(root):
     state.by_time  # noqa: B018 - built once; an append read from the log updates it
     put(one, rec("late", timestamp="2030-01-01 00:00:00"))
     after = backend.disk.index_state("P")
-    assert after._by_time is not None and after.by_time[-1] == ("2030-01-01 00:00:00", "late")
+    assert after.entries and after._by_time is not None  # carried, not sorted again
+    assert after.by_time[-1] == ("2030-01-01 00:00:00", "late")
     assert after.by_time == sorted((e["timestamp"], k) for k, e in after.entries.items())
     with transaction.manager:
         assert two.query_records("P", RecordQuery(limit=1)).records[0].label == "late"
@@ -254,3 +255,32 @@ def test_a_base_is_read_a_line_at_a_time_and_one_cut_short_is_unreadable(fs, roo
     assert any("unreadable" in p for p in check(fs)["problems"])
     assert check(fs, repair=True)["unrepaired"] == []
     assert labels(open_store(root)) == ["r1", "r2"]
+
+
+def test_versions_are_kept_as_changes_until_their_entries_are_asked_for():
+    from pyramid_sumatra_backends.filesystem.disk import IndexState
+
+    def entry(ts: str):
+        return codec.compact_entry(codec.index_entry(rec("x", timestamp=ts)))
+
+    first = IndexState({f"r{i}": entry(f"2024-01-01 00:00:{i:02d}") for i in range(5)})
+    first.by_time  # noqa: B018
+    state, expected = first, dict(first.entries)
+    for i in range(IndexState.MAX_PENDING - 1):
+        changed = {f"n{i}": entry(f"2024-01-02 00:00:{i:02d}"),
+                   "r1": entry(f"2023-01-01 00:00:{i:02d}")}
+        removed = [f"n{i - 1}", "r3", "absent"]
+        state = state.updated(changed, removed)
+        for label in removed:
+            expected.pop(label, None)
+        expected.update(changed)
+        assert len(state) == len(expected) and state.get("r1") == changed["r1"]
+        assert "r3" not in state and f"n{i}" in state and state._entries is None
+    assert state.entries == expected  # made whole in one copy
+    assert state._parent is None and state.by_time == sorted(
+        (e["timestamp"], k) for k, e in expected.items())
+    assert first.entries != expected and len(first) == 5  # an older version is unchanged
+    many = first
+    for i in range(IndexState.MAX_PENDING):
+        many = many.updated({f"m{i}": entry("2024-01-03 00:00:00")}, [])
+    assert many._entries is not None and len(many.entries) == 5 + IndexState.MAX_PENDING

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyramid_sumatra.storage.types import StoredRecord, UserInfo
@@ -22,42 +21,112 @@ from .codec import IndexEntry
 from .files import read_json
 from .paths import Layout, name_problem
 
+#: Held while a version's chain is walked or made whole (rare, and short but for that).
+_CHAINS = threading.Lock()
 
-@dataclass
+
 class IndexState:
     """One version of a project's index, parsed, with the keys by time built lazily.
 
-    The keys by time are built once, then carried to the next version by ``updated``
-    with bisect, so a commit to a large project touches only its records. A version
-    is never changed once made: other threads may be reading it.
+    A version is never changed once made: other threads may be reading it. The next
+    version (``updated``) starts as this one plus the change, and becomes a dict of
+    its own (one copy, whatever the number of versions in between) only when its
+    entries are asked for, or after ``MAX_PENDING`` versions: so a run of commits to
+    a large project costs each commit only its own records, not a copy of 100,000.
+    The keys by time, once built, are carried to the next version with bisect.
     """
 
-    entries: dict[str, IndexEntry]
-    _by_time: list[tuple[str, str]] | None = None
+    #: Versions kept as changes before one is made whole (a lookup walks them).
+    MAX_PENDING = 32
+
+    __slots__ = ("_entries", "_by_time", "_parent", "_changed", "_removed", "_count",
+                 "_pending")
+
+    def __init__(self, entries: dict[str, IndexEntry],
+                 by_time: list[tuple[str, str]] | None = None) -> None:
+        self._entries: dict[str, IndexEntry] | None = entries
+        self._by_time = by_time
+        self._parent: IndexState | None = None
+        self._changed: dict[str, IndexEntry] = {}
+        self._removed: frozenset[str] = frozenset()
+        self._count = len(entries)
+        self._pending = 0
+
+    @property
+    def entries(self) -> dict[str, IndexEntry]:
+        """``{label: entry}``; do not modify it."""
+        if self._entries is None:
+            with _CHAINS:
+                if self._entries is None:
+                    self._materialise()
+        assert self._entries is not None
+        return self._entries
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, label: str) -> IndexEntry | None:
+        with _CHAINS:  # not while another thread makes a version whole
+            state: IndexState | None = self
+            while state is not None:
+                if state._entries is not None:
+                    return state._entries.get(label)
+                if label in state._changed:
+                    return state._changed[label]
+                if label in state._removed:
+                    return None
+                state = state._parent
+        return None
+
+    def __contains__(self, label: str) -> bool:
+        return self.get(label) is not None
 
     @property
     def by_time(self) -> list[tuple[str, str]]:
         """``(timestamp, label)`` of every record in ascending order."""
+        entries = self.entries
         if self._by_time is None:
-            self._by_time = sorted((e["timestamp"], label) for label, e in self.entries.items())
+            self._by_time = sorted((e["timestamp"], label) for label, e in entries.items())
         return self._by_time
 
     def updated(self, changed: dict[str, IndexEntry], removed: list[str]) -> IndexState:
-        """The next version: a copy with ``changed`` entries set and ``removed`` ones gone."""
-        entries = dict(self.entries)
-        by_time = None if self._by_time is None else list(self._by_time)
-        for label in [*removed, *changed]:
-            old = entries.pop(label, None)
-            if old is not None and by_time is not None:
-                del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
-        for label, entry in changed.items():
-            entries[label] = entry
-            if by_time is not None:
-                bisect.insort(by_time, (entry["timestamp"], label))
-        return IndexState(entries, by_time)
+        """The next version: this one with ``changed`` entries set and ``removed`` ones gone."""
+        gone = frozenset(removed) - changed.keys()
+        count = self._count + sum(label not in self for label in changed) \
+            - sum(label in self for label in gone)
+        state = IndexState.__new__(IndexState)
+        state._entries, state._by_time, state._parent = None, None, self
+        state._changed, state._removed, state._count = dict(changed), gone, count
+        state._pending = self._pending + 1
+        if state._pending >= self.MAX_PENDING:
+            state.entries  # noqa: B018 - made whole now
+        return state
+
+    def _materialise(self) -> None:
+        """Make this version's dict (and keys by time, if its base has them): one copy
+        of the nearest whole version, then each version's change in order."""
+        chain = []
+        state: IndexState | None = self
+        while state is not None and state._entries is None:
+            chain.append(state)
+            state = state._parent
+        assert state is not None and state._entries is not None
+        entries = dict(state._entries)
+        by_time = None if state._by_time is None else list(state._by_time)
+        for step in reversed(chain):
+            for label in [*step._removed, *step._changed]:
+                old = entries.pop(label, None)
+                if old is not None and by_time is not None:
+                    del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
+            for label, entry in step._changed.items():
+                entries[label] = entry
+                if by_time is not None:
+                    bisect.insort(by_time, (entry["timestamp"], label))
+        self._by_time, self._entries = by_time, entries  # entries last: others test it
+        self._parent, self._changed, self._removed, self._pending = None, {}, frozenset(), 0
 
     def after(self, commits: list[indexlog.Commit]) -> IndexState:
-        """The version after ``commits`` (in order), made in one copy."""
+        """The version after ``commits`` (in order)."""
         changed: dict[str, IndexEntry] = {}
         removed: set[str] = set()
         for commit_changed, commit_removed in commits:

@@ -271,7 +271,7 @@ class FilesystemDataManager:
         for label, record in sorted(st.records.items()):
             path = self.layout.relative(self.layout.record_file(project_id, label))
             if record is None:
-                if label in current.entries or base is not None:
+                if label in current or base is not None:
                     deletes.append({"op": "delete", "path": path})
                     removed.append(label)
             else:
@@ -296,7 +296,7 @@ class FilesystemDataManager:
                            description=st.meta.get("description", info.description),
                            created=info.created,
                            last_updated=max(info.last_updated, st.touched),
-                           record_count=len(after.entries))
+                           record_count=len(after))
         ops.append({"op": "write", "path": self.layout.relative(
             self.layout.project_file(project_id)),
             "text": dumps_readable(codec.project_doc(info, grants))})
