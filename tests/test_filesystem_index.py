@@ -284,3 +284,21 @@ def test_versions_are_kept_as_changes_until_their_entries_are_asked_for():
     for i in range(IndexState.MAX_PENDING):
         many = many.updated({f"m{i}": entry("2024-01-03 00:00:00")}, [])
     assert many._entries is not None and len(many.entries) == 5 + IndexState.MAX_PENDING
+
+
+@pytest.mark.parametrize("reason, duration", [("plain", 12.5), ("with \x1f separator", None),
+                                              ("naïve ✓", 3), ("", 1e-7)])
+def test_an_entry_reads_back_every_field_as_it_was_given(reason, duration):
+    doc = codec.index_entry(rec("r1", tags=["b", "a"], reason=reason, duration=duration,
+                                outcome="ok", main_file="m.py"))
+    entry = codec.compact_entry(doc)
+    assert codec.entry_dict(entry) == doc
+    assert json.dumps(codec.entry_dict(entry)) == json.dumps(doc)  # same types, same order
+    assert entry["reason"] == reason and entry.get("duration") == duration
+    assert entry["tags"] == ("b", "a") and entry.get("nope", 7) == 7
+    with pytest.raises(KeyError):
+        entry["nope"]  # noqa: B018
+    with pytest.raises(codec.CorruptFile):
+        codec.compact_entry({**doc, "duration": "long"})
+    with pytest.raises(codec.CorruptFile):
+        codec.compact_entry({k: v for k, v in doc.items() if k != "revision"})
