@@ -272,7 +272,8 @@ class FilesystemBackend:
         records = []
         for label, entry in page:
             if not query.with_body:
-                records.append(codec.to_record(project_id, label, entry, None))
+                # the fields at once (an entry read field by field splits its packed ones)
+                records.append(codec.to_record(project_id, label, codec.entry_dict(entry), None))
                 continue
             staged = _copy(st.records.get(label)) if st is not None else None
             stored = staged or self.disk.record(project_id, label)

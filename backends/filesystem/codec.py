@@ -107,12 +107,23 @@ class IndexEntry(tuple):
             return tuple.__getitem__(self, at)
         rest = tuple.__getitem__(self, 6)
         value = (rest.split(_SEP) if type(rest) is str else rest)[_PACKED_AT[key]]
-        if key == "duration":
-            return None if value == "" else json.loads(value)
-        return value
+        return _duration(value) if key == "duration" else value
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in _FIELD_SET else default
+
+
+def _duration(text: str) -> Any:
+    """The duration as :func:`compact_entry` wrote it (JSON): None, an int or a float."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return json.loads(text)
 
 
 #: Values many entries share (users, main files, executables, tag sets) are kept once
@@ -160,9 +171,11 @@ def entry_dict(entry: dict | IndexEntry) -> dict[str, Any]:
     """The entry as the dict written to files (and compared with a record file's)."""
     if not isinstance(entry, IndexEntry):
         return entry
-    doc = {name: entry[name] for name in INDEX_FIELDS}
-    doc["tags"] = list(doc["tags"])
-    return doc
+    timestamp, tags, user, main_file, executable, outcome, rest = tuple.__iter__(entry)
+    reason, version, revision, duration = rest.split(_SEP) if type(rest) is str else rest
+    return {"timestamp": timestamp, "tags": list(tags), "user": user, "main_file": main_file,
+            "version": version, "executable": executable, "reason": reason,
+            "outcome": outcome, "duration": _duration(duration), "revision": revision}
 
 
 def index_line(label: str, entry: dict | IndexEntry) -> str:
@@ -240,24 +253,33 @@ def read_index(f: BinaryIO) -> dict[str, IndexEntry]:
             and first.endswith(_RECORDS_OPEN.encode())):
         return parse_index(first + f.read())
     records: dict[str, IndexEntry] = {}
+    batch: list[bytes] = []
     closed = False
-    for raw in f:
-        line = raw.rstrip(b"\n")
-        if closed or not raw.endswith(b"\n"):
-            raise CorruptFile("index is unreadable: it goes on after its end, or is cut short")
-        if line == b"}}":
-            closed = True
-            continue
-        if not line:
-            continue
+
+    def parse_batch() -> None:
+        # A thousand lines at a time: one json.loads each, not one per line.
         try:
-            ((label, entry),) = json.loads(b"{" + line.rstrip(b",") + b"}",
-                                           object_hook=_entry_hook).items()
+            found = json.loads(b"{" + b"".join(batch).rstrip(b",\n") + b"}",
+                               object_hook=_entry_hook)
         except ValueError as exc:
             raise CorruptFile(f"index is unreadable: {exc}") from None
-        records[label] = entry if isinstance(entry, IndexEntry) else compact_entry(entry)
+        for label, entry in found.items():
+            records[label] = entry if isinstance(entry, IndexEntry) else compact_entry(entry)
+        batch.clear()
+
+    for raw in f:
+        if closed or not raw.endswith(b"\n"):
+            raise CorruptFile("index is unreadable: it goes on after its end, or is cut short")
+        if raw == b"}}\n":
+            closed = True
+        elif raw != b"\n":
+            batch.append(raw if raw.endswith(b",\n") else raw[:-1] + b",\n")
+            if len(batch) >= 1000:
+                parse_batch()
     if not closed:
         raise CorruptFile("index is unreadable: it is cut short")
+    if batch:
+        parse_batch()
     return records
 
 
