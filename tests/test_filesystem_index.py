@@ -302,3 +302,15 @@ def test_an_entry_reads_back_every_field_as_it_was_given(reason, duration):
         codec.compact_entry({**doc, "duration": "long"})
     with pytest.raises(codec.CorruptFile):
         codec.compact_entry({k: v for k, v in doc.items() if k != "revision"})
+
+
+def test_a_large_base_is_read_in_batches_as_json_reads_it_whole(tmp_path):
+    entry = codec.index_entry(rec("x", tags=["t"]))
+    entries = {f'r{i:05d}{"é" if i % 7 else chr(34)}': {**entry, "reason": f"run {i},\n"}
+               for i in range(2500)}
+    path = tmp_path / "index.json"
+    path.write_text(codec.index_text(entries), encoding="utf-8")
+    with open(path, "rb") as f:
+        found = codec.read_index(f)
+    assert found == codec.parse_index(path.read_bytes())
+    assert {k: codec.entry_dict(e) for k, e in found.items()} == entries
