@@ -17,7 +17,7 @@ from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.storage import Storage
 from pyramid_sumatra.storage.plugins import PluginError
 from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, StorageConflict, UserInfo
-from pyramid_sumatra_backends.filesystem import journal
+from pyramid_sumatra_backends.filesystem import codec, indexlog, journal
 from pyramid_sumatra_backends.filesystem.paths import Layout, UnsafeName
 
 
@@ -59,7 +59,9 @@ def files_under(root: Path) -> set[str]:
 
 
 def index_of(root: Path, project: str = "P") -> dict:
-    return json.loads((root / "projects" / project / "index.json").read_text())["records"]
+    """The index as a reader finds it (index.json and its log), entries as dicts."""
+    found = indexlog.read(Layout(root), project)
+    return {} if found is None else {label: codec.entry_dict(e) for label, e in found[1].items()}
 
 
 def check(store: Storage, repair: bool = False) -> dict:
@@ -100,8 +102,8 @@ def test_layout_is_readable_json_files(fs, root):
         fs.put_user(UserInfo(username="alice", password_hash="h"))
         fs.set_grant("P", "alice", "admin")
     put(fs, rec("r1", tags=["a", "b"], reason="why", executable={"name": "python"}))
-    assert files_under(root) == {"users.json", "projects/P/project.json",
-                                 "projects/P/index.json", "projects/P/records/r1.json"}
+    assert files_under(root) == {"users.json", "projects/P/project.json", "projects/P/index.json",
+                                 "projects/P/index.log", "projects/P/records/r1.json"}
     text = (root / "projects/P/records/r1.json").read_text()
     assert '\n  "document": {\n    "label": "r1",' in text  # indented: diff-able
     envelope = json.loads(text)
@@ -377,6 +379,22 @@ def test_layout_refuses_paths_outside_the_root(root):
         layout.record_file("P", "../project")
 
 
+def test_layout_refuses_a_symlink_that_leads_out_of_the_store(root, tmp_path):
+    layout = Layout(root)
+    (root / "projects/P/records").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "projects/Q").symlink_to(outside)
+    (root / "projects/P/records/x.json").symlink_to(outside / "x.json")
+    (root / "projects/P/records/y.json").symlink_to("z.json")  # stays inside: allowed
+    with pytest.raises(UnsafeName):
+        layout.project_dir("Q")
+    with pytest.raises(UnsafeName):
+        layout.record_file("P", "x")
+    assert layout.record_file("P", "y") == root / "projects/P/records/y.json"
+    assert layout.project_dir("P") == root / "projects/P"
+
+
 # -- crash recovery, check and repair -------------------------------------------
 
 
@@ -414,6 +432,7 @@ def _die_half_way_through_a_commit(root: str) -> None:
         real_write(target, text)
 
     journal.atomic_write = write_then_die
+    indexlog.append = lambda *args: os._exit(3)
     with transaction.manager:
         store.put_record(rec("r1", tags=["t"]), create=True)
 
@@ -524,51 +543,3 @@ def test_sqlalchemy_check_repairs_counts_and_orphans(tmp_path):
     with transaction.manager:
         assert store.get_project("P").record_count == 1 and store.get_grants("P") == {}
     store.dispose()
-
-
-def test_index_lines_are_taken_from_the_file_as_written():
-    """An index re-read after another process wrote it keeps its lines as text: the
-    next commit writes them back unchanged instead of serialising every entry again."""
-    from pyramid_sumatra_backends.filesystem import codec
-
-    entry = {"timestamp": "2024-01-01 00:00:00", "tags": ["a"], "user": "u", "main_file": "m",
-             "version": "v", "executable": "Python", "reason": "r, with\nnewline",
-             "outcome": "", "duration": 1.5, "revision": "abc"}
-    entries = {f"r{i}": {**entry, "reason": f"run {i},\n"} for i in (3, 1, 2)}
-    text = codec.index_text(entries)
-    labels = sorted(entries)
-    lines = codec.index_lines(text, labels)
-    assert lines == [codec.index_line(label, entries[label]) for label in labels]
-    assert codec.parse_index(codec.index_text(entries, lines)) == entries
-    assert codec.index_lines(codec.index_text({}), []) == []
-    # A label that JSON escapes, or a file laid out otherwise: serialise afresh.
-    quoted = {**entries, 'q"x': entry}
-    assert codec.index_lines(codec.index_text(quoted), sorted(quoted)) is None
-    assert codec.index_lines(text.replace(",\n", ", "), labels) is None
-
-
-def test_an_index_read_from_disk_takes_its_lines_from_the_file_only_while_it_is_unchanged(tmp_path):
-    from pyramid_sumatra_backends.filesystem import codec
-    from pyramid_sumatra_backends.filesystem.disk import IndexState
-
-    entry = {"timestamp": "2024-01-01 00:00:00", "tags": [], "user": "u", "main_file": "m",
-             "version": "v", "executable": "Python", "reason": "", "outcome": "",
-             "duration": None, "revision": "abc"}
-    entries = {f"r{i}": {**entry, "reason": f"run {i}"} for i in range(3)}
-    path = tmp_path / "index.json"
-    path.write_text(codec.index_text(entries))
-    serial = codec.index_serial(path.read_bytes()[:96])
-    added = {**entry, "reason": "new"}
-
-    state = IndexState(dict(entries), _source=(path, serial))
-    after = state.updated({"r9": added}, ["r0"])
-    assert state._lines is not None  # taken from the file, not serialised
-    assert codec.parse_index(after.text()) == {"r1": entries["r1"], "r2": entries["r2"],
-                                               "r9": added}
-
-    # Another process rewrote the file (a new serial): its lines must not be used.
-    changed = {**entries, "r1": {**entry, "reason": "changed elsewhere"}}
-    path.write_text(codec.index_text(changed))
-    stale = IndexState(dict(entries), _source=(path, serial))
-    assert codec.parse_index(stale.updated({"r9": added}, []).text()) == {**entries, "r9": added}
-    assert stale._lines is None

@@ -5,6 +5,7 @@
     DIR/users.json
     DIR/projects/<id>/project.json       name, description, dates, count, grants
     DIR/projects/<id>/index.json         label -> index fields, one line per record
+    DIR/projects/<id>/index.log          commits since index.json, one line each
     DIR/projects/<id>/records/<label>.json   the record document, readable
     DIR/.locks/  DIR/.journal/           commit machinery
 
@@ -144,7 +145,7 @@ class FilesystemBackend:
                 info.record_count = len(self._entries(project_id))
         return info, grants
 
-    def _entries(self, project_id: str) -> dict[str, dict]:
+    def _entries(self, project_id: str) -> dict[str, codec.IndexEntry]:
         """``{label: index entry}`` as this transaction sees it."""
         st = self._stage(project_id)
         if st is None:
@@ -156,7 +157,7 @@ class FilesystemBackend:
             if record is None:
                 entries.pop(label, None)
             else:
-                entries[label] = codec.index_entry(record)
+                entries[label] = codec.compact_entry(codec.index_entry(record))
         return entries
 
     def _current(self, project_id: str, label: str) -> StoredRecord | None:
@@ -271,7 +272,8 @@ class FilesystemBackend:
         records = []
         for label, entry in page:
             if not query.with_body:
-                records.append(codec.to_record(project_id, label, entry, None))
+                # the fields at once (an entry read field by field splits its packed ones)
+                records.append(codec.to_record(project_id, label, codec.entry_dict(entry), None))
                 continue
             staged = _copy(st.records.get(label)) if st is not None else None
             stored = staged or self.disk.record(project_id, label)

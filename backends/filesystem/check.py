@@ -1,7 +1,8 @@
 """``sumatra-server CONFIG check [--repair]`` for the filesystem backend.
 
-The record files are the truth: an index that disagrees with them is rebuilt
-from them, and so is a project's record count. Temp files and set-aside
+The record files are the truth: an index (``index.json`` and its log) that
+disagrees with them, or whose log ends in a torn line or belongs to another base,
+is rebuilt from them, and so is a project's record count. Temp files and set-aside
 directories left by dead processes are removed, interrupted commits finished,
 grants to users that no longer exist dropped, unreadable record files moved to
 ``lost+found/``. Everything runs under every lock, so it is safe beside
@@ -18,7 +19,7 @@ from typing import Any
 from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.types import ANONYMOUS, ProjectInfo
 
-from . import codec, journal
+from . import codec, indexlog, journal
 from . import tokens as token_file
 from .codec import CorruptFile
 from .disk import Disk
@@ -106,26 +107,30 @@ def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] 
         else:
             return
     try:
-        index = disk.read_index_uncached(project_id)
-        index_ok = layout.index_file(project_id).exists()
-    except CorruptFile:
-        index, index_ok = {}, False
-    if not index_ok:
-        fix_index = report.problem(f"{where}: index.json is missing or unreadable")
+        index, log_problems = indexlog.inspect(layout, project_id)
+    except CorruptFile as exc:
+        index, log_problems = None, [f"({exc})"]
+    if index is None:
+        fix_index = report.problem(f"{where}: the index (index.json, index.log) is missing "
+                                   f"or unreadable {' '.join(log_problems)}".rstrip())
     else:
+        fix_index = False
+        for text in log_problems:
+            fix_index |= report.problem(f"{where}: {text}")
+        # Compared as the index keeps them (an entry from the record file, compacted).
+        actual_entries = {label: codec.compact_entry(entry) for label, entry in actual.items()}
         only_index = sorted(set(index) - set(actual))
         only_files = sorted(set(actual) - set(index))
         differ = sorted(label for label in set(index) & set(actual)
-                        if index[label] != actual[label])
-        fix_index = False
+                        if index[label] != actual_entries[label])
         for what, labels in (("in the index but have no file", only_index),
                              ("have files but are not in the index", only_files),
                              ("differ between file and index", differ)):
             if labels:
                 shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
                 fix_index |= report.problem(f"{where}: {len(labels)} records {what}: {shown}")
-    if fix_index:
-        atomic_write(layout.index_file(project_id), codec.index_text(actual))
+    if fix_index:  # a new base from the record files, and no log
+        indexlog.write_base(layout, project_id, actual)
     changed = False
     if doc.get("record_count") != len(actual):
         changed |= report.problem(f"{where}: record_count is {doc.get('record_count')}, "

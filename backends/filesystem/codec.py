@@ -11,8 +11,9 @@ text is kept in ``body`` instead.
 from __future__ import annotations
 
 import json
+import re
 import secrets
-from typing import Any
+from typing import Any, BinaryIO
 
 from pyramid_sumatra.storage.types import ProjectInfo, StoredRecord, UserInfo
 
@@ -82,62 +83,262 @@ def to_record(project_id: str, label: str, entry: dict, body: str | None) -> Sto
         duration=entry["duration"])
 
 
-def index_line(label: str, entry: dict) -> str:
+#: The fields of an index entry, in the order :class:`IndexEntry` keeps them.
+INDEX_FIELDS = ("timestamp", "tags", "user", "main_file", "version", "executable", "reason",
+                "outcome", "duration", "revision")
+#: Kept as themselves, in this order: what lists filter on and sort by most.
+_FIELD_AT = {name: at for at, name in enumerate(
+    ("timestamp", "tags", "user", "main_file", "executable", "outcome"))}
+#: Kept together in one string (seventh item), split when read: one object, not four.
+_PACKED_AT = {"reason": 0, "version": 1, "revision": 2, "duration": 3}
+_SEP = "\x1f"
+_FIELD_SET = frozenset(INDEX_FIELDS)
+_STR_FIELDS = ("timestamp", "user", "main_file", "version", "executable", "reason", "outcome",
+               "revision")
+
+
+class IndexEntry(tuple):
+    """An index entry read by field name like the dict it was (``entry["tags"]``).
+
+    A tuple: every server process holds a project's whole index, and 100,000 dicts of
+    ten keys cost ~25 MB more per process than tuples. ``tags`` is a tuple; reason,
+    version, revision and duration (as JSON) share one string, or, when one of them
+    holds the separator, a tuple.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, key):  # type: ignore[override]
+        at = _FIELD_AT.get(key)
+        if at is not None:
+            return tuple.__getitem__(self, at)
+        rest = tuple.__getitem__(self, 6)
+        value = (rest.split(_SEP) if type(rest) is str else rest)[_PACKED_AT[key]]
+        return _duration(value) if key == "duration" else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in _FIELD_SET else default
+
+
+def _duration(text: str) -> Any:
+    """The duration as :func:`compact_entry` wrote it (JSON): None, an int or a float."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return json.loads(text)
+
+
+#: Values many entries share (users, main files, executables, tag sets) are kept once
+#: per process; bounded, since a value seen once costs a slot here.
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 50_000
+
+
+def _shared(value: Any) -> Any:
+    found = _SHARED.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[value] = value
+    return value
+
+
+def compact_entry(entry: dict) -> IndexEntry:
+    """The :class:`IndexEntry` of an entry dict (as :func:`index_entry` makes);
+    CorruptFile if it lacks a field or has one of the wrong type."""
+    try:
+        tags = entry["tags"]
+        if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+            raise CorruptFile(f"index entry with tags {tags!r}")
+        for name in _STR_FIELDS:
+            if not isinstance(entry[name], str):
+                raise CorruptFile(f"index entry with {name} {entry[name]!r}")
+        duration = entry["duration"]
+        if duration is not None and not isinstance(duration, (int, float)):
+            raise CorruptFile(f"index entry with duration {duration!r}")
+        rest = (entry["reason"], entry["version"], entry["revision"],
+                "" if duration is None else json.dumps(duration))
+        packed: str | tuple = rest if any(_SEP in x for x in rest) else _SEP.join(rest)
+        return IndexEntry((entry["timestamp"], _shared(tuple(_shared(t) for t in tags)),
+                           _shared(entry["user"]), _shared(entry["main_file"]),
+                           _shared(entry["executable"]), _shared(entry["outcome"]), packed))
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, CorruptFile):
+            raise
+        raise CorruptFile(f"index entry lacks a field: {exc}") from None
+
+
+def entry_dict(entry: dict | IndexEntry) -> dict[str, Any]:
+    """The entry as the dict written to files (and compared with a record file's)."""
+    if not isinstance(entry, IndexEntry):
+        return entry
+    timestamp, tags, user, main_file, executable, outcome, rest = tuple.__iter__(entry)
+    reason, version, revision, duration = rest.split(_SEP) if type(rest) is str else rest
+    return {"timestamp": timestamp, "tags": list(tags), "user": user, "main_file": main_file,
+            "version": version, "executable": executable, "reason": reason,
+            "outcome": outcome, "duration": _duration(duration), "revision": revision}
+
+
+def index_line(label: str, entry: dict | IndexEntry) -> str:
     return (f"{json.dumps(label, ensure_ascii=False)}:"
-            f"{json.dumps(entry, ensure_ascii=False, separators=(',', ':'))}")
+            f"{json.dumps(entry_dict(entry), ensure_ascii=False, separators=(',', ':'))}")
 
 
-#: Where an index file's records begin (one line each, up to "\n}}").
+#: Where a base index file's records begin (one line each, up to "\n}}").
 _RECORDS_OPEN = '"records": {\n'
 
 
-def index_text(entries: dict[str, dict], lines: list[str] | None = None) -> str:
-    """One line per record, sorted by label: cheap to parse and readable in a diff.
+def new_serial() -> str:
+    return secrets.token_hex(8)
 
-    ``lines`` are the entries' lines in label order when the caller keeps them
-    (see ``disk.IndexState``): then nothing is serialised again.
-    """
-    if lines is None:
-        lines = [index_line(label, entries[label]) for label in sorted(entries)]
-    head = json.dumps({"format": INDEX_FORMAT, "serial": secrets.token_hex(8)})
+
+def index_text(entries: dict[str, dict] | dict[str, IndexEntry], serial: str | None = None) -> str:
+    """The base index file: one line per record, sorted by label, cheap to parse and
+    readable in a diff. ``serial`` (random if not given) names this base; a log
+    (:func:`log_header`) applies to the base whose serial it names."""
+    lines = [index_line(label, entries[label]) for label in sorted(entries)]
+    head = json.dumps({"format": INDEX_FORMAT, "serial": serial or new_serial()})
     body = ",\n".join(lines)
     return f'{head[:-1]}, {_RECORDS_OPEN}{body}\n}}}}\n'
 
 
-def index_serial(head: bytes) -> bytes:
-    """What identifies one written index (its first bytes hold a random serial)."""
-    return head[:96]
+_SERIAL = re.compile(rb'^\{"format": "[^"]*", "serial": "([0-9a-f]{1,64})"')
 
 
-def index_lines(text: str, labels: list[str]) -> list[str] | None:
-    """The lines of an index file as :func:`index_text` wrote them, one per label of
-    ``labels`` (sorted); None if the text is not laid out that way.
-
-    Taken from the file they cost nothing, where serialising them again cost ~100 ms
-    per 10,000 records each time another process had written the index.
-    """
-    start = text.find(_RECORDS_OPEN)
-    end = text.rfind("\n}}")
-    if start < 0 or end < 0:
-        return None
-    body = text[start + len(_RECORDS_OPEN):end]
-    lines = body.split(",\n") if body else []
-    if len(lines) != len(labels):
-        return None
-    for line, label in zip(lines, labels, strict=True):
-        if not line.startswith(f'"{label}":'):  # a label JSON escapes: serialise afresh
-            return None
-    return lines
+def index_serial(head: bytes) -> str | None:
+    """The serial of a base index from its first bytes; None if it has none (an index
+    written otherwise, by hand or by ``check --repair`` of an older version)."""
+    found = _SERIAL.match(head)
+    return found.group(1).decode("ascii") if found else None
 
 
-def parse_index(text: str) -> dict[str, dict]:
+def _entry_hook(doc: dict) -> Any:
+    # Each entry becomes a tuple as soon as it is parsed: the dicts never pile up.
+    if doc.keys() == _FIELD_SET:
+        try:
+            return compact_entry(doc)
+        except CorruptFile:
+            return doc
+    return doc
+
+
+def parse_index(text: str | bytes) -> dict[str, IndexEntry]:
+    """The entries of a base index file; CorruptFile if it is not one."""
     try:
-        value = json.loads(text)
-        if value.get("format") != INDEX_FORMAT or not isinstance(value.get("records"), dict):
+        value = json.loads(text, object_hook=_entry_hook)
+        if not isinstance(value, dict) or value.get("format") != INDEX_FORMAT \
+                or not isinstance(value.get("records"), dict):
             raise CorruptFile("not an index file")
-        return value["records"]
+        records = value["records"]
+        for label, entry in records.items():
+            if not isinstance(entry, IndexEntry):
+                records[label] = compact_entry(entry)  # CorruptFile if it is not one
+        return records
     except (ValueError, AttributeError) as exc:
+        if isinstance(exc, CorruptFile):
+            raise
         raise CorruptFile(f"index is unreadable: {exc}") from None
+
+
+def read_index(f: BinaryIO) -> dict[str, IndexEntry]:
+    """The entries of an open base index file, read from its start a line at a time.
+
+    As :func:`index_text` lays it out, a line is a record: no copy of the whole file
+    (~40 MB at 100,000 records) and no dict per entry is ever held, which would leave
+    a worker's heap that much larger for good. A file laid out otherwise (written by
+    hand) is parsed whole by :func:`parse_index`.
+    """
+    f.seek(0)
+    first = f.readline()
+    if not (first.startswith(b'{"format": "' + INDEX_FORMAT.encode() + b'"')
+            and first.endswith(_RECORDS_OPEN.encode())):
+        return parse_index(first + f.read())
+    records: dict[str, IndexEntry] = {}
+    batch: list[bytes] = []
+    closed = False
+
+    def parse_batch() -> None:
+        # A thousand lines at a time: one json.loads each, not one per line.
+        try:
+            found = json.loads(b"{" + b"".join(batch).rstrip(b",\n") + b"}",
+                               object_hook=_entry_hook)
+        except ValueError as exc:
+            raise CorruptFile(f"index is unreadable: {exc}") from None
+        for label, entry in found.items():
+            records[label] = entry if isinstance(entry, IndexEntry) else compact_entry(entry)
+        batch.clear()
+
+    for raw in f:
+        if closed or not raw.endswith(b"\n"):
+            raise CorruptFile("index is unreadable: it goes on after its end, or is cut short")
+        if raw == b"}}\n":
+            closed = True
+        elif raw != b"\n":
+            batch.append(raw if raw.endswith(b",\n") else raw[:-1] + b",\n")
+            if len(batch) >= 1000:
+                parse_batch()
+    if not closed:
+        raise CorruptFile("index is unreadable: it is cut short")
+    if batch:
+        parse_batch()
+    return records
+
+
+#: The append-only log beside a base index: a header line naming the base's serial,
+#: then one line per commit, ``{"set": {label: entry}, "remove": [label]}``.
+LOG_FORMAT = "sumatra-filesystem-index-log/1"
+
+
+def log_header(serial: str) -> str:
+    return json.dumps({"format": LOG_FORMAT, "base": serial}) + "\n"
+
+
+def log_line(changed: dict[str, dict], removed: list[str]) -> str:
+    doc = {"set": {label: entry_dict(e) for label, e in changed.items()}, "remove": removed}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def parse_log_header(line: bytes) -> str | None:
+    """The serial of the base a log applies to; None if ``line`` is no log header."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT \
+            or not isinstance(doc.get("base"), str):
+        return None
+    return doc["base"]
+
+
+def parse_log_lines(data: bytes) -> tuple[list[tuple[dict[str, IndexEntry], list[str]]], int]:
+    """The commits of log lines (after the header) and how many bytes they take.
+
+    A last line without its newline is a torn or unfinished append (its commit is
+    still in the journal): it is left out, and the count stops before it. A complete
+    line that is not a commit is CorruptFile.
+    """
+    end = data.rfind(b"\n") + 1
+    commits = []
+    for line in data[:end].splitlines():
+        try:
+            doc = json.loads(line, object_hook=_entry_hook)
+            changed = {label: e if isinstance(e, IndexEntry) else compact_entry(e)
+                       for label, e in doc["set"].items()}
+            removed = doc["remove"]
+            if not isinstance(removed, list) or not all(isinstance(x, str) for x in removed):
+                raise CorruptFile("index log line with a bad remove list")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if isinstance(exc, CorruptFile):
+                raise
+            raise CorruptFile(f"index log line is unreadable: {exc}") from None
+        commits.append((changed, removed))
+    return commits, end
 
 
 def project_doc(info: ProjectInfo, grants: dict[str, str]) -> dict[str, Any]:

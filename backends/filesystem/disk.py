@@ -1,8 +1,10 @@
 """Reading the committed state: what is on disk now, with the project indexes cached.
 
-Files are only ever replaced whole (os.replace), so every read sees a complete
-file. Parsed indexes are cached per project and reused while the file on disk
-is the same one (same inode, size, mtime and random serial in its first bytes).
+Files are only ever replaced whole (os.replace) or, for an index's log, appended to
+(see :mod:`.indexlog`), so every read sees a complete file or a log whose unfinished
+last line it leaves out. Parsed indexes are cached per project and reused while the
+base file on disk is the same one (same inode, size, mtime and random serial in its
+first bytes); lines appended to the log since are read and applied alone.
 """
 
 from __future__ import annotations
@@ -10,91 +12,129 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyramid_sumatra.storage.types import StoredRecord, UserInfo
 
-from . import codec
+from . import codec, indexlog
+from .codec import IndexEntry
 from .files import read_json
 from .paths import Layout, name_problem
 
+#: Held while a version's chain is walked or made whole (rare, and short but for that).
+_CHAINS = threading.Lock()
 
-@dataclass
+
 class IndexState:
-    """One version of a project's index, parsed, with what is derived from it lazily.
+    """One version of a project's index, parsed, with the keys by time built lazily.
 
-    Derived lists (keys by time for paging, labels and serialised lines in file
-    order for writing) are built once, then carried to the next version by
-    ``updated`` with bisect, so a commit to a large project touches only its records.
+    A version is never changed once made: other threads may be reading it. The next
+    version (``updated``) starts as this one plus the change, and becomes a dict of
+    its own (one copy, whatever the number of versions in between) only when its
+    entries are asked for, or after ``MAX_PENDING`` versions: so a run of commits to
+    a large project costs each commit only its own records, not a copy of 100,000.
+    The keys by time, once built, are carried to the next version with bisect.
     """
 
-    entries: dict[str, dict]
-    _by_time: list[tuple[str, str]] | None = None
-    _labels: list[str] | None = None
-    _lines: list[str] | None = None
-    #: The file this version was read from and its serial: its lines are taken from
-    #: there when a commit first needs them (not kept by every reader: 100,000
-    #: records' lines are ~40 MB per process).
-    _source: tuple[Path, bytes] | None = None
+    #: Versions kept as changes before one is made whole (a lookup walks them).
+    MAX_PENDING = 32
 
-    def _load_lines(self) -> None:
-        """Lines and labels from the source file, if it is still this version."""
-        if self._lines is not None or self._source is None:
-            return
-        path, serial = self._source
-        self._source = None
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return
-        if codec.index_serial(data[:96]) != serial:
-            return  # rewritten since: serialise afresh
-        labels = sorted(self.entries)
-        lines = codec.index_lines(data.decode("utf-8"), labels)
-        if lines is not None:
-            self._labels, self._lines = labels, lines
+    __slots__ = ("_entries", "_by_time", "_parent", "_changed", "_removed", "_count",
+                 "_pending")
+
+    def __init__(self, entries: dict[str, IndexEntry],
+                 by_time: list[tuple[str, str]] | None = None) -> None:
+        self._entries: dict[str, IndexEntry] | None = entries
+        self._by_time = by_time
+        self._parent: IndexState | None = None
+        self._changed: dict[str, IndexEntry] = {}
+        self._removed: frozenset[str] = frozenset()
+        self._count = len(entries)
+        self._pending = 0
+
+    @property
+    def entries(self) -> dict[str, IndexEntry]:
+        """``{label: entry}``; do not modify it."""
+        if self._entries is None:
+            with _CHAINS:
+                if self._entries is None:
+                    self._materialise()
+        assert self._entries is not None
+        return self._entries
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, label: str) -> IndexEntry | None:
+        with _CHAINS:  # not while another thread makes a version whole
+            state: IndexState | None = self
+            while state is not None:
+                if state._entries is not None:
+                    return state._entries.get(label)
+                if label in state._changed:
+                    return state._changed[label]
+                if label in state._removed:
+                    return None
+                state = state._parent
+        return None
+
+    def __contains__(self, label: str) -> bool:
+        return self.get(label) is not None
 
     @property
     def by_time(self) -> list[tuple[str, str]]:
         """``(timestamp, label)`` of every record in ascending order."""
+        entries = self.entries
         if self._by_time is None:
-            self._by_time = sorted((e["timestamp"], label) for label, e in self.entries.items())
+            self._by_time = sorted((e["timestamp"], label) for label, e in entries.items())
         return self._by_time
 
-    def text(self) -> str:
-        """The index file's text."""
-        self._load_lines()
-        if self._lines is None:
-            self._labels = sorted(self.entries)
-            self._lines = [codec.index_line(label, self.entries[label]) for label in self._labels]
-        return codec.index_text(self.entries, self._lines)
+    def updated(self, changed: dict[str, IndexEntry], removed: list[str]) -> IndexState:
+        """The next version: this one with ``changed`` entries set and ``removed`` ones gone."""
+        gone = frozenset(removed) - changed.keys()
+        count = self._count + sum(label not in self for label in changed) \
+            - sum(label in self for label in gone)
+        state = IndexState.__new__(IndexState)
+        state._entries, state._by_time, state._parent = None, None, self
+        state._changed, state._removed, state._count = dict(changed), gone, count
+        state._pending = self._pending + 1
+        if state._pending >= self.MAX_PENDING:
+            state.entries  # noqa: B018 - made whole now
+        return state
 
-    def updated(self, changed: dict[str, dict], removed: list[str]) -> IndexState:
-        """The next version: a copy with ``changed`` entries set and ``removed`` ones gone."""
-        self._load_lines()
-        entries = dict(self.entries)
-        by_time = None if self._by_time is None else list(self._by_time)
-        labels = None if self._labels is None else list(self._labels)
-        lines = None if self._lines is None or labels is None else list(self._lines)
-        for label in [*removed, *changed]:
-            old = entries.pop(label, None)
-            if old is None:
-                continue
-            if by_time is not None:
-                del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
-            if labels is not None and lines is not None:
-                at = bisect.bisect_left(labels, label)
-                del labels[at], lines[at]
-        for label, entry in changed.items():
-            entries[label] = entry
-            if by_time is not None:
-                bisect.insort(by_time, (entry["timestamp"], label))
-            if labels is not None and lines is not None:
-                at = bisect.bisect_left(labels, label)
-                labels.insert(at, label)
-                lines.insert(at, codec.index_line(label, entry))
-        return IndexState(entries, by_time, labels, lines)
+    def _materialise(self) -> None:
+        """Make this version's dict (and keys by time, if its base has them): one copy
+        of the nearest whole version, then each version's change in order."""
+        chain = []
+        state: IndexState | None = self
+        while state is not None and state._entries is None:
+            chain.append(state)
+            state = state._parent
+        assert state is not None and state._entries is not None
+        entries = dict(state._entries)
+        by_time = None if state._by_time is None else list(state._by_time)
+        for step in reversed(chain):
+            for label in [*step._removed, *step._changed]:
+                old = entries.pop(label, None)
+                if old is not None and by_time is not None:
+                    del by_time[bisect.bisect_left(by_time, (old["timestamp"], label))]
+            for label, entry in step._changed.items():
+                entries[label] = entry
+                if by_time is not None:
+                    bisect.insort(by_time, (entry["timestamp"], label))
+        self._by_time, self._entries = by_time, entries  # entries last: others test it
+        self._parent, self._changed, self._removed, self._pending = None, {}, frozenset(), 0
+
+    def after(self, commits: list[indexlog.Commit]) -> IndexState:
+        """The version after ``commits`` (in order)."""
+        changed: dict[str, IndexEntry] = {}
+        removed: set[str] = set()
+        for commit_changed, commit_removed in commits:
+            for label in commit_removed:
+                changed.pop(label, None)
+                removed.add(label)
+            changed.update(commit_changed)
+        return self.updated(changed, sorted(removed)) if commits else self
 
 
 EMPTY = IndexState({})
@@ -103,7 +143,8 @@ EMPTY = IndexState({})
 class Disk:
     def __init__(self, layout: Layout):
         self.layout = layout
-        self._indexes: dict[str, tuple[tuple, IndexState]] = {}  # project -> (signature, state)
+        #: project -> (the files it was read from, the parsed index)
+        self._indexes: dict[str, tuple[indexlog.Source, IndexState]] = {}
         self._lock = threading.Lock()
 
     # -- projects ---------------------------------------------------------------
@@ -119,48 +160,38 @@ class Disk:
     def project(self, project_id: str) -> dict | None:
         return read_json(self.layout.project_file(project_id))
 
-    def index(self, project_id: str) -> dict[str, dict]:
+    def index(self, project_id: str) -> dict[str, IndexEntry]:
         """``{label: index entry}`` of a project (empty if none); do not modify it."""
         return self.index_state(project_id).entries
 
     def index_state(self, project_id: str) -> IndexState:
-        """The project's index as on disk now (cached while the file is unchanged)."""
-        path = self.layout.index_file(project_id)
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
+        """The project's index as on disk now (cached; only a log's new lines are read)."""
+        cached = self._indexes.get(project_id)
+        found = indexlog.read(self.layout, project_id, cached[0] if cached else None)
+        if found is None:
             return EMPTY
-        with f:
-            st = os.fstat(f.fileno())
-            head = f.read(96)
-            signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
-            cached = self._indexes.get(project_id)
-            if cached and cached[0] == signature:
-                return cached[1]
-            entries = codec.parse_index((head + f.read()).decode("utf-8"))
-            state = IndexState(entries, _source=(path, codec.index_serial(head)))
-        with self._lock:
-            self._indexes[project_id] = (signature, state)
+        source, entries, commits = found
+        if entries is not None:
+            state = IndexState(entries)
+        else:
+            assert cached is not None
+            state = cached[1].after(commits)
+        if cached is None or source != cached[0] or state is not cached[1]:
+            with self._lock:
+                self._indexes[project_id] = (source, state)
         return state
 
     def remember_index(self, project_id: str, state: IndexState) -> None:
-        """Cache the index this process just wrote (saves parsing and sorting it again)."""
-        try:
-            with open(self.layout.index_file(project_id), "rb") as f:
-                st = os.fstat(f.fileno())
-                head = f.read(96)
-        except FileNotFoundError:
-            return
-        signature = (st.st_ino, st.st_size, st.st_mtime_ns, codec.index_serial(head))
-        with self._lock:
-            self._indexes[project_id] = (signature, state)
+        """Cache the index this process just wrote (under the project lock: nobody else
+        wrote since), which saves reading back its own line or parsing a new base."""
+        source = indexlog.written(self.layout, project_id)
+        if source is not None:
+            with self._lock:
+                self._indexes[project_id] = (source, state)
 
-    def read_index_uncached(self, project_id: str) -> dict[str, dict]:
-        path = self.layout.index_file(project_id)
-        try:
-            return codec.parse_index(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+    def read_index_uncached(self, project_id: str) -> dict[str, IndexEntry]:
+        found = indexlog.read(self.layout, project_id)
+        return {} if found is None else found[1] or {}
 
     # -- records ----------------------------------------------------------------
 

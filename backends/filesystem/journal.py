@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from pyramid_sumatra.storage.types import StorageConflict
 
-from . import codec
+from . import codec, indexlog
 from .files import atomic_write, fsync_dir, read_json, remove, remove_tree, write_temp
 from .paths import Layout
 
@@ -100,12 +100,8 @@ def commit(layout: Layout, temp: Path, txid: str) -> Path:
     return path
 
 
-def apply(layout: Layout, ops: list[Op], indexes: dict[str, str] | None = None) -> None:
-    """Perform ``ops`` (idempotently) and make them durable.
-
-    ``indexes`` are the texts of the resulting project indexes when the caller
-    has them (a live commit); recovery rebuilds them from the file on disk and the diff.
-    """
+def apply(layout: Layout, ops: list[Op]) -> None:
+    """Perform ``ops`` (idempotently) and make them durable."""
     dirs: set[Path] = set()
 
     def touched(target: Path) -> None:
@@ -128,21 +124,14 @@ def apply(layout: Layout, ops: list[Op], indexes: dict[str, str] | None = None) 
             target = layout.absolute(op["path"])
             remove(target)
             dirs.add(target.parent)
-        elif kind == "index":
+        elif kind == "index":  # one line appended to the log, or a new base (indexlog)
             target = layout.index_file(op["project"])
-            if indexes is not None and op["project"] in indexes:
-                text = indexes[op["project"]]
-            else:
-                entries = {}
-                if not op["reset"]:
-                    with suppress(FileNotFoundError):
-                        entries = codec.parse_index(target.read_text(encoding="utf-8"))
-                for label in op["remove"]:
-                    entries.pop(label, None)
-                entries.update(op["set"])
-                text = codec.index_text(entries)
             touched(target)
-            atomic_write(target, text)
+            if op["reset"]:
+                indexlog.write_base(layout, op["project"], {
+                    label: codec.compact_entry(entry) for label, entry in op["set"].items()})
+            else:
+                indexlog.append(layout, op["project"], op["set"], op["remove"])
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
@@ -150,9 +139,8 @@ def apply(layout: Layout, ops: list[Op], indexes: dict[str, str] | None = None) 
             fsync_dir(directory)
 
 
-def finish(layout: Layout, path: Path, ops: list[Op],
-           indexes: dict[str, str] | None = None) -> None:
-    apply(layout, ops, indexes)
+def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
+    apply(layout, ops)
     remove(path)
     fsync_dir(layout.journal)
 

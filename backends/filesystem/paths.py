@@ -7,6 +7,7 @@ call the hooks with anything).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def check_name(name: object) -> str:
 class Layout:
     """The paths of one store.
 
-    ``root/users.json``, ``root/projects/<id>/{project.json,index.json,records/<label>.json}``,
+    ``root/users.json``, ``root/projects/<id>/{project.json,index.json,index.log,
+    records/<label>.json}``,
     ``root/.locks/`` (lock files) and ``root/.journal/`` (commits being applied).
     """
 
@@ -53,8 +55,9 @@ class Layout:
 
     def _inside(self, path: Path, parent: Path) -> Path:
         # Belt and braces after check_name: the resolved path must stay under its parent.
-        resolved = path.resolve()
-        if resolved.parent != parent.resolve():
+        # With a checked name that holds unless the path is a symlink: only then resolve
+        # (resolving every path cost a PUT ~50 resolves, a quarter of its CPU time).
+        if os.path.islink(path) and path.resolve().parent != parent.resolve():
             raise UnsafeName(f"{path} escapes {parent}")
         return path
 
@@ -66,6 +69,9 @@ class Layout:
 
     def index_file(self, project_id: str) -> Path:
         return self.project_dir(project_id) / "index.json"
+
+    def index_log(self, project_id: str) -> Path:
+        return self.project_dir(project_id) / "index.log"
 
     def records_dir(self, project_id: str) -> Path:
         return self.project_dir(project_id) / "records"

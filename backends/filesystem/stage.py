@@ -30,7 +30,7 @@ from pyramid_sumatra.storage.types import (
     UserInfo,
 )
 
-from . import codec, journal
+from . import codec, indexlog, journal
 from . import history as history_file
 from . import tokens as token_file
 from .disk import EMPTY, Disk, IndexState
@@ -154,12 +154,9 @@ class FilesystemDataManager:
         then a 404 until recovery)."""
         st = os.statvfs(journal_file.parent)
         block = st.f_frsize or 4096
-        # Every file is rewritten through a temp copy; an index whole.
+        # Every file is rewritten through a temp copy, each no larger than the journal;
+        # an index only gets a line appended (a compaction that finds no room waits).
         need = journal_file.stat().st_size + block * (len(self._ops) + 1)
-        for op in self._ops:
-            if op["op"] == "index":
-                index = self.layout.index_file(op["project"])
-                need += index.stat().st_size if index.exists() else 0
         if st.f_bavail * block < need:
             raise StorageFull(f"no space left on the device of the store: the commit needs "
                               f"{need} bytes, {st.f_bavail * block} are free")
@@ -172,15 +169,25 @@ class FilesystemDataManager:
             path = journal.commit(self.layout, self._temp, self.txid)
             self._temp = None
             try:
-                journal.finish(self.layout, path, self._ops, {
-                    pid: state.text() for pid, state in self._indexes.items()})
-                for project_id, state in self._indexes.items():
-                    self.disk.remember_index(project_id, state)
+                journal.finish(self.layout, path, self._ops)
             except Exception:  # the journal is committed: recovery will finish the work
                 log.exception("applying journal %s failed; it will be applied again", path)
+            else:
+                for project_id, state in self._indexes.items():
+                    self._compact(project_id, state)
+                    self.disk.remember_index(project_id, state)
         finally:
             self._release()
             self._reset()
+
+    def _compact(self, project_id: str, state: IndexState) -> None:
+        """Fold a project's index log into a new base once it is large (still under the
+        lock, the commit done: ``state`` is what base and log hold); see indexlog."""
+        try:
+            if indexlog.needs_compaction(self.layout, project_id):
+                indexlog.write_base(self.layout, project_id, state.entries)
+        except OSError:  # no room, say: base and log stay as they are, and correct
+            log.warning("compacting the index of %s failed", project_id, exc_info=True)
 
     def tpc_abort(self, txn) -> None:
         self._release()
@@ -256,7 +263,7 @@ class FilesystemDataManager:
             if st.drop and on_disk is not None else []
         base = None if st.drop else on_disk
         current = EMPTY if base is None else self.disk.index_state(project_id)
-        changed: dict[str, dict] = {}
+        changed: dict[str, dict] = {}  # as the journal writes them
         removed: list[str] = []
         # New files before the index lists them, files removed after it stops listing
         # them: a reader of the index always finds the files it names.
@@ -264,13 +271,14 @@ class FilesystemDataManager:
         for label, record in sorted(st.records.items()):
             path = self.layout.relative(self.layout.record_file(project_id, label))
             if record is None:
-                if label in current.entries or base is not None:
+                if label in current or base is not None:
                     deletes.append({"op": "delete", "path": path})
                     removed.append(label)
             else:
                 ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
                 changed[label] = codec.index_entry(record)
-        after = current.updated(changed, removed)
+        after = current.updated({label: codec.compact_entry(entry)
+                                 for label, entry in changed.items()}, removed)
         if changed or removed or base is None:
             ops.append({"op": "index", "project": project_id, "reset": base is None,
                         "set": changed, "remove": removed})
@@ -288,7 +296,7 @@ class FilesystemDataManager:
                            description=st.meta.get("description", info.description),
                            created=info.created,
                            last_updated=max(info.last_updated, st.touched),
-                           record_count=len(after.entries))
+                           record_count=len(after))
         ops.append({"op": "write", "path": self.layout.relative(
             self.layout.project_file(project_id)),
             "text": dumps_readable(codec.project_doc(info, grants))})
