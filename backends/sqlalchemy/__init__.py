@@ -20,6 +20,7 @@ from pyramid_sumatra.storage.types import (
     ANONYMOUS,
     HistoryEntry,
     ProjectInfo,
+    ProjectRecord,
     RecordPage,
     RecordQuery,
     StoredRecord,
@@ -48,6 +49,7 @@ from .statements import (
     _RECORD_ID,
     _TOUCH_PROJECT,
     _UPDATE_RECORD,
+    _get_project_record_statement,
     _get_record_statement,
 )
 
@@ -63,6 +65,7 @@ class SqlAlchemyBackend(RecordQueries):
     def __init__(self, settings: dict[str, Any]):
         self.engine = create_engine(settings)
         self._get_record = _get_record_statement(self.engine.dialect.name)
+        self._get_project_record = _get_project_record_statement(self.engine.dialect.name)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")
@@ -107,6 +110,7 @@ class SqlAlchemyBackend(RecordQueries):
     def sumatra_check_storage(self, repair: bool) -> dict[str, Any]:
         """Record counts against the records, tags of missing records, grants of unknown users."""
         db, problems, unrepaired = self.db, [], []
+        self._seen("projects").clear()  # a repair rewrites record counts
 
         def found(text: str, fix) -> None:
             problems.append(text)
@@ -162,6 +166,7 @@ class SqlAlchemyBackend(RecordQueries):
             "executable": record.executable, "reason": record.reason,
             "outcome": record.outcome, "duration": record.duration,
         }
+        self._seen("projects").pop(record.project_id, None)  # its count and last_updated
         db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
         if record_id is None:
@@ -192,6 +197,7 @@ class SqlAlchemyBackend(RecordQueries):
         return True
 
     def _delete_ids(self, project_id: str, ids: list[int]) -> None:
+        self._seen("projects").pop(project_id, None)
         db = self.db
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -229,17 +235,45 @@ class SqlAlchemyBackend(RecordQueries):
     @hookimpl
     @translate_errors
     def sumatra_get_project(self, project_id: str) -> ProjectInfo | None:
+        known = self._seen("projects").get(project_id)
+        if known is not None:  # the first record's PUT asks again (services.projects)
+            return known
         rows = self.conn.execute(_GET_PROJECT, {"b_project": project_id}).all()
         if not rows:
             return None
         # Remembered for sumatra_get_grants in this transaction: the ACL asks next.
         self._seen("grants")[project_id] = {
             row.principal: row.role for row in rows if row.principal is not None}
-        return self._to_project(rows[0])
+        return self._remember(self._to_project(rows[0]))
+
+    def _remember(self, project: ProjectInfo) -> ProjectInfo:
+        self._seen("projects")[project.id] = project
+        return project
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_project_record(self, project_id: str, label: str) -> ProjectRecord | None:
+        row = self.conn.execute(self._get_project_record,
+                                {"b_project": project_id, "b_label": label}).first()
+        if row is None:
+            return None
+        pairs = _json_value(row.grants) or []
+        granted = {principal: role for principal, role in pairs if principal is not None}
+        self._seen("grants")[project_id] = dict(granted)  # sumatra_get_grants asks next
+        record = None
+        if row.label is not None:
+            record = StoredRecord(
+                project_id=project_id, label=row.label, body=row.body, revision=row.revision,
+                timestamp=row.timestamp, tags=sorted(_json_value(row.tags) or []),
+                user=row.user, main_file=row.main_file, version=row.version,
+                executable=row.executable, reason=row.reason, outcome=row.outcome,
+                duration=row.duration)
+        return self._remember(self._to_project(row)), granted, record
 
     @hookimpl
     @translate_errors
     def sumatra_put_project(self, project: ProjectInfo) -> bool:
+        self._seen("projects").pop(project.id, None)
         db = self.db
         now = utcnow()
         exists = db.execute(select(projects.c.id).where(projects.c.id == project.id)).first()
@@ -257,6 +291,7 @@ class SqlAlchemyBackend(RecordQueries):
     @translate_errors
     def sumatra_delete_project(self, project_id: str) -> bool:
         self._seen("grants").pop(project_id, None)
+        self._seen("projects").pop(project_id, None)
         db = self.db
         if not db.execute(select(projects.c.id).where(projects.c.id == project_id)).first():
             return False
@@ -327,12 +362,13 @@ class SqlAlchemyBackend(RecordQueries):
         return cache[username]
 
     def _seen(self, kind: str) -> dict[str, Any]:
-        """What this transaction already read of ``kind`` ("users", "grants"), by key."""
+        """What this transaction already read of ``kind`` ("users", "grants", "projects"),
+        by key; a write of one drops it."""
         txn = transaction.get()
         try:
             seen = txn.data(self)
         except KeyError:
-            seen = {"users": {}, "grants": {}}
+            seen = {"users": {}, "grants": {}, "projects": {}}
             txn.set_data(self, seen)
         return seen[kind]
 
@@ -447,6 +483,11 @@ class SqlAlchemyBackend(RecordQueries):
     def sumatra_search_records(self, project_id: str, query: RecordQuery,
                                where: Any) -> RecordPage:
         return _search.search(self, project_id, query, where)
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON aggregate's value: psycopg decodes ``json`` itself; SQLite gives the text."""
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from .schema import grants, projects, record_tags, records, users
 
@@ -42,3 +42,23 @@ _PROJECTS_GRANTED = _ALL_PROJECTS.where(projects.c.id.in_(select(grants.c.projec
 _GET_GRANTS = select(grants.c.principal, grants.c.role).where(
     grants.c.project_id == bindparam("b_project"))
 _GET_USER = select(users).where(users.c.username == bindparam("b_username"))
+
+
+def _get_project_record_statement(dialect: str):
+    """The project, its grants (a JSON array of [principal, role]) and the record with its
+    tags (columns NULL when absent): one row, one query, where a record request made three."""
+    pg = dialect == "postgresql"
+    aggregate = func.json_agg if pg else func.json_group_array
+    pair = func.json_build_array if pg else func.json_array
+    granted = select(aggregate(pair(grants.c.principal, grants.c.role))).where(
+        grants.c.project_id == projects.c.id).scalar_subquery()
+    tags = select(aggregate(record_tags.c.tag)).where(
+        record_tags.c.record_id == records.c.id).scalar_subquery()
+    record_columns = [c for c in _SUMMARY_COLUMNS if c.name not in ("id", "project_id")]
+    return select(
+        projects.c.id, projects.c.name, projects.c.description, projects.c.created,
+        projects.c.last_updated, projects.c.record_count, granted.label("grants"),
+        *record_columns, records.c.body, tags.label("tags"),
+    ).select_from(projects.outerjoin(records, and_(
+        records.c.project_id == projects.c.id, records.c.label == bindparam("b_label")))
+    ).where(projects.c.id == bindparam("b_project"))
