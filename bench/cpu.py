@@ -206,7 +206,7 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
             _seed(storage, PROJECT, seeded, level)
             seeded = level
             if args.analyze and name == "postgresql":
-                vacuum_analyze(settings["sqlalchemy.url"])
+                stores.vacuum_analyze(settings["sqlalchemy.url"])
 
             def add(result: dict, level: int = level) -> None:
                 result["backend"], result["level"] = name, level
@@ -237,14 +237,6 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path) -> list[dict
         if args.floor:
             results += run_floor(name, settings, n, profile_dir, levels[0])
     return results
-
-
-def vacuum_analyze(url: str) -> None:
-    """What autovacuum does soon after a bulk load: statistics and the visibility map."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
 
 
 def run_floor(name: str, settings: dict, n: int, profile_dir: Path | None,
