@@ -49,6 +49,7 @@ from .statements import (
     _RECORD_ID,
     _TOUCH_PROJECT,
     _UPDATE_RECORD,
+    _create_record_statement,
     _get_project_record_statement,
     _get_record_statement,
 )
@@ -66,6 +67,8 @@ class SqlAlchemyBackend(RecordQueries):
         self.engine = create_engine(settings)
         self._get_record = _get_record_statement(self.engine.dialect.name)
         self._get_project_record = _get_project_record_statement(self.engine.dialect.name)
+        self._create_record = (_create_record_statement()
+                               if self.engine.dialect.name == "postgresql" else None)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")
@@ -169,6 +172,15 @@ class SqlAlchemyBackend(RecordQueries):
         self._seen("projects").pop(record.project_id, None)  # its count and last_updated
         db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
+        if record_id is None and self._create_record is not None:
+            # No savepoint (as below); the record, its tags and the count in one go.
+            db.execute(self._create_record, {
+                **{f"v_{name}": value for name, value in values.items()},
+                "v_project_id": record.project_id, "v_label": record.label,
+                "b_tags": list(dict.fromkeys(record.tags)),
+                "b_tag_project": record.project_id,
+                "b_project": record.project_id, "b_now": utcnow()}).scalar_one()
+            return True
         if record_id is None:
             # No savepoint: a duplicate label raises StorageConflict, which ends the
             # transaction (the request is replayed), so nothing else runs in it.
