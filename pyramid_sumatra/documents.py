@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 import orjson
 from pyramid.request import Request
 
 from .negotiation import Representation
-from .records import revision_of, serialise, to_v3
+from .records import project_id_suffix, revision_of, serialise, to_v3
 from .resources import Project
 from .storage.types import ANONYMOUS, ProjectInfo, StoredRecord
 
@@ -43,6 +44,8 @@ def record_text(stored: StoredRecord, rep: Representation) -> str:
         separator = "" if rest.lstrip().startswith("}") else ","
         return f'{{"project_id":{json.dumps(stored.project_id, ensure_ascii=False)}' \
                f"{separator}{rest}"
+    if body.endswith(project_id_suffix(stored.project_id)):  # the usual case: no parse
+        return body
     if orjson.loads(body).get("project_id") is not None:  # orjson: a GET's parse in ~10 us
         return body
     return serialise(served_document(stored))
@@ -64,6 +67,9 @@ def project_list_entry(request: Request, project: ProjectInfo) -> dict:
 
 #: Characters quote() leaves alone: labels made of them need no quoting.
 _URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+#: Labels joined by newlines, whose only characters quote() changes are the label
+#: rule's '+', '@' and ' ' (records.name_problem): quoted by three replaces.
+_JOINED_LABELS = re.compile(r"[A-Za-z0-9_.~\-+@ \n]*")
 
 
 def record_urls(request: Request, project: Project, labels: Iterable[str]) -> list[str]:
@@ -74,15 +80,35 @@ def record_urls(request: Request, project: Project, labels: Iterable[str]) -> li
     return [f"{base}{quote(label, safe='')}/" for label in labels]
 
 
-def project_document(request: Request, project: Project, labels: Iterable[str],
+def record_urls_json(request: Request, project: Project, joined: str) -> bytes:
+    """The JSON array of record URLs for labels joined by newlines (``RecordPage.
+    joined_labels``), built by a few replaces over the whole text: no object per label
+    (100,000 URLs: ~3 MB, in a few milliseconds)."""
+    if not joined:
+        return b"[]"
+    if not _JOINED_LABELS.fullmatch(joined):  # a label the naming rule would refuse today
+        return orjson.dumps(record_urls(request, project, joined.split("\n")))
+    if "+" in joined or "@" in joined or " " in joined:
+        joined = joined.replace("+", "%2B").replace("@", "%40").replace(" ", "%20")
+    base = orjson.dumps(request.resource_url(project))[1:-1]  # JSON-escaped, unquoted
+    data = joined.encode("ascii")
+    return b'["' + base + data.replace(b"\n", b'/","' + base) + b'/"]'
+
+
+def project_document(request: Request, project: Project, labels: Iterable[str] | str,
                      tags: list[str] | None) -> dict:
+    """The project document; ``labels`` in order, or joined by newlines (one string)."""
     info = project.info
     assert info is not None
+    if isinstance(labels, str):
+        urls: Any = orjson.Fragment(record_urls_json(request, project, labels))
+    else:
+        urls = record_urls(request, project, labels)
     doc = {
         "id": info.id,
         "name": info.name,
         "description": info.description,
-        "records": record_urls(request, project, labels),
+        "records": urls,
         "tags": tags,
         "user": request.authenticated_userid or ANONYMOUS,
     }

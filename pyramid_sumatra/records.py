@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -265,6 +266,13 @@ def merge_update(stored: dict, incoming: dict) -> dict:
 
 def serialise(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@functools.lru_cache(maxsize=256)
+def project_id_suffix(project_id: str) -> str:
+    """How a stored body ends when ``project_id`` is its last member (smt sends it last):
+    the body then carries it, and need not be parsed to find out."""
+    return ',"project_id":' + json.dumps(project_id, ensure_ascii=False) + "}"
 
 
 def revision_of(body: str | bytes) -> str:

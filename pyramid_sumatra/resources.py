@@ -74,10 +74,21 @@ class Project(Resource):
     def __init__(self, parent: Root, project_id: str):
         self.__parent__, self.__name__, self.request = parent, project_id, parent.request
         self.id = project_id
+        #: The label of the record traversal reached, read with the project (see info).
+        self._label: str | None = None
+        self._record: StoredRecord | None = None
 
     @reify  # not functools.cached_property: its class-wide lock serialised requests (3.11)
     def info(self) -> ProjectInfo | None:
-        return self.storage.get_project(self.id)
+        if self._label is None:
+            return self.storage.get_project(self.id)
+        # A record's URL: the permission check needs the project and its grants, the view
+        # the record; the backend may read all three in one query.
+        found = self.storage.get_project_record(self.id, self._label)
+        if found is None:
+            return None
+        info, self.__dict__["grants"], self._record = found  # reify's cache of grants
+        return info
 
     @property
     def exists(self) -> bool:
@@ -115,6 +126,8 @@ class Project(Resource):
         problem = name_problem(name, "label")
         if problem:
             return InvalidName(self, name, problem)
+        if "info" not in self.__dict__:  # not read yet: read the record with it
+            self._label = name
         return Record(self, name)
 
 
@@ -130,6 +143,8 @@ class Record(Resource):
     def stored(self) -> StoredRecord | None:
         if not self.project.exists:
             return None
+        if self.project._label == self.label:  # read with the project
+            return self.project._record
         return self.storage.get_record(self.project.id, self.label)
 
 

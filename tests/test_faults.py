@@ -382,6 +382,51 @@ def test_sqlite_full_disk(tmp_path: Path):
     assert "Traceback" not in server.log, server.log[-3000:]
 
 
+# -- pooled connections: pinged when idle, not on every request ------------------------------
+
+
+def test_engines_ping_only_when_asked(tmp_path: Path):
+    """No ping per checkout (a round trip per request on PostgreSQL); the ini's
+    ``sqlalchemy.pool_pre_ping = true`` still turns it on. (The setting reached
+    SQLAlchemy as a string: "false" was true.)"""
+    from pyramid_sumatra_backends.sqlalchemy.engine import create_engine
+
+    for settings, pinged in (({}, False), ({"sqlalchemy.pool_pre_ping": "false"}, False),
+                             ({"sqlalchemy.pool_pre_ping": "true"}, True)):
+        engine = create_engine({"sqlalchemy.url": f"sqlite:///{tmp_path}/db.sqlite",
+                                **settings})
+        try:
+            assert engine.pool._pre_ping is pinged, settings
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_idle_connection_the_server_closed_is_replaced(monkeypatch):
+    """A pooled connection idle for longer than PING_IDLE_SECONDS is pinged at checkout,
+    and one the server closed meanwhile (a restart, an idle timeout) is replaced: the
+    caller never sees it. One just used is not pinged (no round trip)."""
+    from pyramid_sumatra_backends.sqlalchemy import engine as engines
+
+    with postgres_database() as url:
+        monkeypatch.setattr(engines, "PING_IDLE_SECONDS", 0.2)
+        engine = engines.create_engine({"sqlalchemy.url": url})
+        try:
+            assert engine.pool._pre_ping is False
+            with engine.connect() as conn:
+                first = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with engine.connect() as conn:  # at once: the same connection, no ping
+                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == first
+            with POSTGRES.admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+            time.sleep(0.5)
+            with engine.connect() as conn:
+                second = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            assert second != first
+        finally:
+            engine.dispose()
+
+
 # -- the database connection lost between the view and COMMIT ------------------------------
 
 

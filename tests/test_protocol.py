@@ -80,6 +80,20 @@ def test_project_document_lists_record_urls_newest_first(testapp):
     assert len(labels) == 4
 
 
+def test_project_document_quotes_labels_in_record_urls(testapp):
+    """Labels may hold '+', '@' and ' ': their URLs quote them (percent-escapes), in the
+    order of the record timestamps, and each URL reads its record back."""
+    stamps = {"a b": "2024-01-03 10:00:00", "x+y@z": "2024-01-02 10:00:00",
+              "plain-1.0_x": "2024-01-01 10:00:00"}
+    for label, stamp in stamps.items():
+        put_record(testapp, "Q", new_record(label, timestamp=stamp))
+    urls = get_json(testapp, "/Q/", PROJECT_ACCEPT).json["records"]
+    assert urls == ["http://localhost/Q/a%20b/", "http://localhost/Q/x%2By%40z/",
+                    "http://localhost/Q/plain-1.0_x/"]
+    assert [get_json(testapp, u).json["label"] for u in urls] == list(stamps)
+    assert get_json(testapp, "/Q/?tags=none-has-it", PROJECT_ACCEPT).json["records"] == []
+
+
 def test_public_project_for_anonymous_has_no_usernames(testapp):
     doc = get_json(testapp, "/TestProject2/", PROJECT_ACCEPT, auth=False).json
     assert doc["user"] == "anonymous"

@@ -21,6 +21,7 @@ from pyramid_sumatra.storage.types import (
     ANONYMOUS,
     HistoryEntry,
     ProjectInfo,
+    ProjectRecord,
     RecordPage,
     RecordQuery,
     StoredRecord,
@@ -51,6 +52,8 @@ from .statements import (
     _RECORD_ID,
     _TOUCH_PROJECT,
     _UPDATE_RECORD,
+    _create_record_statement,
+    _get_project_record_statement,
     _get_record_statement,
 )
 
@@ -66,6 +69,9 @@ class SqlAlchemyBackend(RecordQueries):
     def __init__(self, settings: dict[str, Any]):
         self.engine = create_engine(settings)
         self._get_record = _get_record_statement(self.engine.dialect.name)
+        self._get_project_record = _get_project_record_statement(self.engine.dialect.name)
+        self._create_record = (_create_record_statement()
+                               if self.engine.dialect.name == "postgresql" else None)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")
@@ -110,6 +116,7 @@ class SqlAlchemyBackend(RecordQueries):
     def sumatra_check_storage(self, repair: bool) -> dict[str, Any]:
         """Record counts against the records, tags of missing records, grants of unknown users."""
         db, problems, unrepaired = self.db, [], []
+        self._seen("projects").clear()  # a repair rewrites record counts
 
         def found(text: str, fix) -> None:
             problems.append(text)
@@ -167,8 +174,22 @@ class SqlAlchemyBackend(RecordQueries):
             "outcome": record.outcome, "duration": record.duration,
             "parameters": orjson.dumps(parameters).decode(),
         }
+        self._seen("projects").pop(record.project_id, None)  # its count and last_updated
         db = self.conn
         record_id = None if create else self._record_id(record.project_id, record.label)
+        if record_id is None and self._create_record is not None:
+            # No savepoint (as below); the record, its tags, its numeric parameters and
+            # the count in one go.
+            numbers = number_rows(0, record.project_id, parameters)
+            db.execute(self._create_record, {
+                **{f"v_{name}": value for name, value in values.items()},
+                "v_project_id": record.project_id, "v_label": record.label,
+                "b_tags": list(dict.fromkeys(record.tags)),
+                "b_tag_project": record.project_id,
+                "b_number_names": [n["name"] for n in numbers],
+                "b_number_values": [n["value"] for n in numbers],
+                "b_project": record.project_id, "b_now": utcnow()}).scalar_one()
+            return True
         if record_id is None:
             # No savepoint: a duplicate label raises StorageConflict, which ends the
             # transaction (the request is replayed), so nothing else runs in it.
@@ -201,6 +222,7 @@ class SqlAlchemyBackend(RecordQueries):
         return True
 
     def _delete_ids(self, project_id: str, ids: list[int]) -> None:
+        self._seen("projects").pop(project_id, None)
         db = self.db
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -239,17 +261,45 @@ class SqlAlchemyBackend(RecordQueries):
     @hookimpl
     @translate_errors
     def sumatra_get_project(self, project_id: str) -> ProjectInfo | None:
+        known = self._seen("projects").get(project_id)
+        if known is not None:  # the first record's PUT asks again (services.projects)
+            return known
         rows = self.conn.execute(_GET_PROJECT, {"b_project": project_id}).all()
         if not rows:
             return None
         # Remembered for sumatra_get_grants in this transaction: the ACL asks next.
         self._seen("grants")[project_id] = {
             row.principal: row.role for row in rows if row.principal is not None}
-        return self._to_project(rows[0])
+        return self._remember(self._to_project(rows[0]))
+
+    def _remember(self, project: ProjectInfo) -> ProjectInfo:
+        self._seen("projects")[project.id] = project
+        return project
+
+    @hookimpl
+    @translate_errors
+    def sumatra_get_project_record(self, project_id: str, label: str) -> ProjectRecord | None:
+        row = self.conn.execute(self._get_project_record,
+                                {"b_project": project_id, "b_label": label}).first()
+        if row is None:
+            return None
+        pairs = _json_value(row.grants) or []
+        granted = {principal: role for principal, role in pairs if principal is not None}
+        self._seen("grants")[project_id] = dict(granted)  # sumatra_get_grants asks next
+        record = None
+        if row.label is not None:
+            record = StoredRecord(
+                project_id=project_id, label=row.label, body=row.body, revision=row.revision,
+                timestamp=row.timestamp, tags=sorted(_json_value(row.tags) or []),
+                user=row.user, main_file=row.main_file, version=row.version,
+                executable=row.executable, reason=row.reason, outcome=row.outcome,
+                duration=row.duration)
+        return self._remember(self._to_project(row)), granted, record
 
     @hookimpl
     @translate_errors
     def sumatra_put_project(self, project: ProjectInfo) -> bool:
+        self._seen("projects").pop(project.id, None)
         db = self.db
         now = utcnow()
         exists = db.execute(select(projects.c.id).where(projects.c.id == project.id)).first()
@@ -267,6 +317,7 @@ class SqlAlchemyBackend(RecordQueries):
     @translate_errors
     def sumatra_delete_project(self, project_id: str) -> bool:
         self._seen("grants").pop(project_id, None)
+        self._seen("projects").pop(project_id, None)
         db = self.db
         if not db.execute(select(projects.c.id).where(projects.c.id == project_id)).first():
             return False
@@ -338,12 +389,13 @@ class SqlAlchemyBackend(RecordQueries):
         return cache[username]
 
     def _seen(self, kind: str) -> dict[str, Any]:
-        """What this transaction already read of ``kind`` ("users", "grants"), by key."""
+        """What this transaction already read of ``kind`` ("users", "grants", "projects"),
+        by key; a write of one drops it."""
         txn = transaction.get()
         try:
             seen = txn.data(self)
         except KeyError:
-            seen = {"users": {}, "grants": {}}
+            seen = {"users": {}, "grants": {}, "projects": {}}
             txn.set_data(self, seen)
         return seen[kind]
 
@@ -475,6 +527,11 @@ def number_rows(record_id: int, project_id: str, parameters: dict) -> list[dict]
             for name, value in parameters.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
             and len(name) <= NUMBER_NAME_MAX]
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON aggregate's value: psycopg decodes ``json`` itself; SQLite gives the text."""
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

@@ -6,12 +6,15 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, engine_from_config
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.util import asbool
 
 from pyramid_sumatra.intent import write_intent
 
@@ -25,20 +28,51 @@ def create_engine(settings: dict[str, Any]) -> Engine:
     options["sqlalchemy.url"] = url
     if url.startswith("postgresql") and url.startswith("postgresql://"):
         options["sqlalchemy.url"] = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # A SQLite file cannot drop a connection: no ping (a query per request) there.
-    options.setdefault("sqlalchemy.pool_pre_ping",
-                       "false" if url.startswith("sqlite") else "true")
+    # No ping on every checkout: on PostgreSQL that was a round trip per request (see
+    # _ping_idle_connections; sqlalchemy.pool_pre_ping = true still asks for it).
+    # (engine_from_config passes the ini's string on: "false" was true, SQLite pinged too.)
+    options["sqlalchemy.pool_pre_ping"] = asbool(options.get("sqlalchemy.pool_pre_ping", False))
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine = engine_from_config(options, "sqlalchemy.")
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    elif not engine.pool._pre_ping:
+        _ping_idle_connections(engine, PING_IDLE_SECONDS)
     event.listen(engine, "handle_error", _translate_outside_hooks)
     # pserve builds the app before gunicorn forks its workers: a worker must not use
     # connections pooled by its parent (SQLAlchemy's advice for os.fork()).
     ref = weakref.ref(engine)
     os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref()))
     return engine
+
+
+#: A pooled connection idle for longer is pinged before use (the server may have closed
+#: it: a restart, an idle timeout); one in use under load is not.
+PING_IDLE_SECONDS = 5.0
+
+
+def _ping_idle_connections(engine: Engine, after: float) -> None:
+    """Ping a connection at checkout only when it sat idle in the pool over ``after``
+    seconds: SQLAlchemy's pool_pre_ping cost a round trip on every request. A dead one
+    is replaced at once (DisconnectionError: the pool invalidates it and checks out
+    again); one that died while in use fails its statement, and SQLAlchemy then
+    replaces every connection pooled before that moment."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def on_checkin(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["sumatra.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def on_checkout(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("sumatra.idle_since")
+        if since is None or time.monotonic() - since <= after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"idle connection lost: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

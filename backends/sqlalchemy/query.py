@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 
 from pyramid_sumatra.storage.cursors import decode_cursor, encode_cursor
 from pyramid_sumatra.storage.hookspecs import hookimpl
@@ -92,8 +92,8 @@ class RecordQueries:
                     record_tags, record_tags.c.record_id == records.c.id)).where(
                     *tagged).group_by(records.c.id)
                 conditions = [c for c in conditions if c is not tag_filter]
-            labels = self._first_column(labels_of.where(*conditions).order_by(*order))
-            return RecordPage(records=[], labels=labels, total=len(labels))
+            text, total = self._joined_labels(labels_of.where(*conditions).order_by(*order))
+            return RecordPage(records=[], labels_text=text, total=total)
         if query.limit is not None:
             stmt = stmt.limit(query.limit + 1)
         rows = self.db.execute(stmt).all()
@@ -114,25 +114,22 @@ class RecordQueries:
             records=[self._to_record(r, tags.get(r.id, []), query.with_body) for r in rows],
             next_cursor=next_cursor, total=total)
 
-    def _first_column(self, stmt) -> list:
-        """The first column of every row, read straight from the DBAPI cursor.
+    def _joined_labels(self, stmt) -> tuple[str, int]:
+        """The labels ``stmt`` selects, in its order, joined by "\\n"; and how many.
 
-        For 100,000 labels, SQLAlchemy building a Row for each doubled the time of the
-        project document. The statement is still compiled by SQLAlchemy for the dialect,
-        and runs in the session's transaction.
+        The database joins them (string_agg, group_concat): one row, one string, where
+        100,000 rows cost psycopg and the list of them ~150 ms on PostgreSQL. The
+        aggregate reads the ordered subquery in its order (the index's, no sort):
+        PostgreSQL documents this use, and SQLite does not flatten an ordered subquery
+        under an aggregate.
         """
-        conn = self.conn
-        compiled = stmt.compile(dialect=conn.dialect,
-                                compile_kwargs={"render_postcompile": True})
-        params = compiled.construct_params()
-        if compiled.positional:
-            params = tuple(params[name] for name in compiled.positiontup)
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(compiled.string, params)
-            return [row[0] for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        ordered = stmt.subquery()
+        if self.conn.dialect.name == "postgresql":
+            joined = func.string_agg(ordered.c.label, literal("\n"))
+        else:
+            joined = func.group_concat(ordered.c.label, literal("\n"))
+        text, count = self.conn.execute(select(joined, func.count())).one()
+        return text or "", count
 
     def _tags_for_rows(self, project_id: str, rows) -> dict[int, list[str]]:
         if not rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from .schema import grants, projects, record_numbers, record_tags, records, users
 
@@ -45,3 +45,50 @@ _PROJECTS_GRANTED = _ALL_PROJECTS.where(projects.c.id.in_(select(grants.c.projec
 _GET_GRANTS = select(grants.c.principal, grants.c.role).where(
     grants.c.project_id == bindparam("b_project"))
 _GET_USER = select(users).where(users.c.username == bindparam("b_username"))
+
+
+def _get_project_record_statement(dialect: str):
+    """The project, its grants (a JSON array of [principal, role]) and the record with its
+    tags (columns NULL when absent): one row, one query, where a record request made three."""
+    pg = dialect == "postgresql"
+    aggregate = func.json_agg if pg else func.json_group_array
+    pair = func.json_build_array if pg else func.json_array
+    granted = select(aggregate(pair(grants.c.principal, grants.c.role))).where(
+        grants.c.project_id == projects.c.id).scalar_subquery()
+    tags = select(aggregate(record_tags.c.tag)).where(
+        record_tags.c.record_id == records.c.id).scalar_subquery()
+    record_columns = [c for c in _SUMMARY_COLUMNS if c.name not in ("id", "project_id")]
+    return select(
+        projects.c.id, projects.c.name, projects.c.description, projects.c.created,
+        projects.c.last_updated, projects.c.record_count, granted.label("grants"),
+        *record_columns, records.c.body, tags.label("tags"),
+    ).select_from(projects.outerjoin(records, and_(
+        records.c.project_id == projects.c.id, records.c.label == bindparam("b_label")))
+    ).where(projects.c.id == bindparam("b_project"))
+
+
+def _create_record_statement():
+    """PostgreSQL: a new record, its tags and its project's count and time in one
+    statement (data-modifying CTEs, all run whatever the main query reads): one round
+    trip where a PUT of a new record made three. Returns the record's id."""
+    from sqlalchemy import Float, String, true
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    columns = [c for c in records.c if c.name != "id"]
+    new = insert(records).values(
+        {c.name: bindparam(f"v_{c.name}", type_=c.type) for c in columns}
+    ).returning(records.c.id).cte("new_record")
+    tagged = insert(record_tags).from_select(
+        ["record_id", "tag", "project_id"],
+        select(new.c.id, func.unnest(bindparam("b_tags", type_=ARRAY(String))),
+               bindparam("b_tag_project", type_=String))).cte("new_tags")
+    # The numeric parameters: two arrays unnested side by side (names, values).
+    pairs = func.unnest(bindparam("b_number_names", type_=ARRAY(String)),
+                        bindparam("b_number_values", type_=ARRAY(Float))).table_valued(
+                            "name", "value").render_derived(with_types=True)
+    numbered = insert(record_numbers).from_select(
+        ["record_id", "project_id", "name", "value"],
+        select(new.c.id, bindparam("b_tag_project", type_=String), pairs.c.name,
+               pairs.c.value).select_from(new).join(pairs, true())).cte("new_numbers")
+    counted = _COUNT_NEW_RECORD.cte("counted")
+    return select(new.c.id).add_cte(tagged, numbered, counted)

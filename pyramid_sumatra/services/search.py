@@ -4,7 +4,6 @@ the plot data and scripts (docs/query.md).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ from ..query import QueryError, parse
 from ..query.parser import MAX_LENGTH
 from ..query.search import iterate
 from ..query.tree import Node
+from ..records import project_id_suffix
 from ..storage import Storage
 from ..storage.types import RecordQuery, StoredRecord
 from .errors import InvalidInput
@@ -64,18 +64,13 @@ def interpret_search(text: str) -> SearchText:
         return SearchText(text=text, problem=problem)
 
 
-@functools.lru_cache(maxsize=64)
-def _project_suffix(project_id: str) -> str:
-    return ',"project_id":' + json.dumps(project_id, ensure_ascii=False) + "}"
-
-
 def record_json(record: StoredRecord, project_id: str) -> bytes:
     """The record document as GET record serves it (v4), with its ``project_id``."""
     body = record.body
     assert body is not None
     # The usual case (smt sends project_id last): the text as stored, no parse. The suffix
     # can only be the top-level object's last member (a string cannot end at its '}').
-    if body.endswith(_project_suffix(project_id)):
+    if body.endswith(project_id_suffix(project_id)):
         return body.encode()
     try:
         doc = orjson.loads(body)

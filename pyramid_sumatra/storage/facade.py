@@ -12,6 +12,7 @@ from .types import (
     ExternalIdentity,
     HistoryEntry,
     ProjectInfo,
+    ProjectRecord,
     RecordPage,
     RecordQuery,
     StoredRecord,
@@ -85,6 +86,18 @@ class Storage:
     # projects
     def get_project(self, project_id: str) -> ProjectInfo | None:
         return self.hook.sumatra_get_project(project_id=project_id)
+
+    def get_project_record(self, project_id: str, label: str) -> ProjectRecord | None:
+        """The project, its grants and its record ``label`` (None if absent) in one call;
+        None without the project. One query where the backend has the optional hook."""
+        if not hasattr(self, "_project_record_available"):  # asked on every record request
+            self._project_record_available = self.implements("sumatra_get_project_record")
+        if self._project_record_available:
+            return self.hook.sumatra_get_project_record(project_id=project_id, label=label)
+        info = self.get_project(project_id)
+        if info is None:
+            return None
+        return info, self.get_grants(project_id), self.get_record(project_id, label)
 
     def put_project(self, project: ProjectInfo) -> bool:
         return bool(self.hook.sumatra_put_project(project=project))

@@ -51,6 +51,7 @@ from .types import (
     ExternalIdentity,
     HistoryEntry,
     ProjectInfo,
+    ProjectRecord,
     RecordPage,
     RecordQuery,
     StoredRecord,
@@ -236,6 +237,18 @@ def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
     ``None`` means every project (server administrators). Newest
     ``last_updated`` first, ties broken by id (ascending). ``record_count`` is set,
     as in ``sumatra_get_project``.
+    """
+
+
+@optional_storage_hookspec("project_record")
+def sumatra_get_project_record(project_id: str, label: str) -> ProjectRecord | None:
+    """Return ``(project, grants, record)`` at once: what ``sumatra_get_project``,
+    ``sumatra_get_grants`` and ``sumatra_get_record(project_id, label)`` return (the
+    record None when absent); None when there is no such project.
+
+    Optional: every request for a record needs all three (the permission check, then the
+    record), and a database backend reads them in one query, one round trip instead of
+    three. Without it the app calls those three hooks.
     """
 
 

@@ -114,9 +114,20 @@ class RecordPage:
     next_cursor: str | None = None
     total: int | None = None  # all records matching the filters, ignoring limit/cursor
     labels: list[str] | None = None  # set instead of records for RecordQuery.labels_only
+    #: Or, for RecordQuery.labels_only, the labels joined by "\n" (no label holds one):
+    #: a whole project's 100,000 labels as one string, not 100,000 objects.
+    labels_text: str | None = None
 
     def all_labels(self) -> list[str]:
+        if self.labels_text is not None:
+            return self.labels_text.split("\n") if self.labels_text else []
         return self.labels if self.labels is not None else [r.label for r in self.records]
+
+    def joined_labels(self) -> str:
+        """The labels joined by "\n" (what ``labels_text`` holds)."""
+        if self.labels_text is not None:
+            return self.labels_text
+        return "\n".join(self.all_labels())
 
 
 @dataclass
@@ -127,6 +138,10 @@ class ProjectInfo:
     created: str = ""  # UTC "YYYY-MM-DD HH:MM:SS.ffffff"
     last_updated: str = ""
     record_count: int = 0
+
+
+#: ``sumatra_get_project_record``'s answer: the project, its grants, the record (or None).
+ProjectRecord = tuple[ProjectInfo, dict[str, str], StoredRecord | None]
 
 
 @dataclass

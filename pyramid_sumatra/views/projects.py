@@ -100,7 +100,7 @@ def _project_response(request: Request, context, project: Project, tags: list[st
         raise
     except ValueError as exc:  # a malformed cursor
         raise json_error(HTTPBadRequest, "invalid cursor", str(exc)) from None
-    doc = project_document(request, project, page.all_labels(), tags_given)
+    doc = project_document(request, project, page.joined_labels(), tags_given)
     if page.next_cursor:
         doc["next"] = request.resource_url(context, query={
             **request.GET, "cursor": page.next_cursor})

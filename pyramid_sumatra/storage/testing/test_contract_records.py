@@ -297,3 +297,36 @@ def test_nothing_is_durable_before_the_vote(store, project):
         assert store.get_record(project, "new") is None
         assert store.get_record(project, "kept") is not None
         assert store.get_project(project).record_count == 1
+
+
+def test_project_record_reads_what_the_three_hooks_read(store, project):
+    """``get_project_record``: the project, its grants and the record (or None) at once,
+    as get_project, get_grants and get_record give them; None without the project.
+    Through the facade, so a backend without the optional hook passes too."""
+    put(store, record(project, "r1", reason="first", tags=["b", "a"], duration=1.5))
+    with transaction.manager:
+        store.set_grant(project, "alice", "admin")
+        store.set_grant(project, "anonymous", "read")
+    with transaction.manager:
+        found = store.get_project_record(project, "r1")
+        missing = store.get_project_record(project, "r2")
+        nowhere = store.get_project_record("no-such-project", "r1")
+    with transaction.manager:
+        info, grants = store.get_project(project), store.get_grants(project)
+        rec = store.get_record(project, "r1")
+    assert found == (info, grants, rec)
+    assert found[1] == {"alice": "admin", "anonymous": "read"}
+    assert found[2].tags == ["a", "b"] and found[2].body == rec.body
+    assert missing == (info, grants, None)
+    assert nowhere is None
+
+
+def test_project_read_with_a_record_sees_later_writes(store, project):
+    """A project read once in a transaction is read again after a write changed its
+    record count (a backend may remember what it read in the transaction)."""
+    with transaction.manager:
+        assert store.get_project_record(project, "r1")[2] is None
+        store.put_record(record(project, "r1"), create=True)
+        assert store.get_project(project).record_count == 1
+        store.put_record(record(project, "r2"), create=True)
+        assert store.get_project_record(project, "r2")[0].record_count == 2
