@@ -293,7 +293,7 @@ class SqlAlchemyBackend(RecordQueries):
                 timestamp=row.timestamp, tags=sorted(_json_value(row.tags) or []),
                 user=row.user, main_file=row.main_file, version=row.version,
                 executable=row.executable, reason=row.reason, outcome=row.outcome,
-                duration=row.duration)
+                duration=row.duration, parameters=_json_value(row.parameters))
         return self._remember(self._to_project(row)), granted, record
 
     @hookimpl

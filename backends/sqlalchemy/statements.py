@@ -61,7 +61,7 @@ def _get_project_record_statement(dialect: str):
     return select(
         projects.c.id, projects.c.name, projects.c.description, projects.c.created,
         projects.c.last_updated, projects.c.record_count, granted.label("grants"),
-        *record_columns, records.c.body, tags.label("tags"),
+        *record_columns, records.c.body, records.c.parameters, tags.label("tags"),
     ).select_from(projects.outerjoin(records, and_(
         records.c.project_id == projects.c.id, records.c.label == bindparam("b_label")))
     ).where(projects.c.id == bindparam("b_project"))
@@ -71,7 +71,7 @@ def _create_record_statement():
     """PostgreSQL: a new record, its tags and its project's count and time in one
     statement (data-modifying CTEs, all run whatever the main query reads): one round
     trip where a PUT of a new record made three. Returns the record's id."""
-    from sqlalchemy import Float, String, true
+    from sqlalchemy import Float, String, column, true
     from sqlalchemy.dialects.postgresql import ARRAY
 
     columns = [c for c in records.c if c.name != "id"]
@@ -85,7 +85,8 @@ def _create_record_statement():
     # The numeric parameters: two arrays unnested side by side (names, values).
     pairs = func.unnest(bindparam("b_number_names", type_=ARRAY(String)),
                         bindparam("b_number_values", type_=ARRAY(Float))).table_valued(
-                            "name", "value").render_derived(with_types=True)
+                            column("name", String), column("value", Float)
+                        ).render_derived()
     numbered = insert(record_numbers).from_select(
         ["record_id", "project_id", "name", "value"],
         select(new.c.id, bindparam("b_tag_project", type_=String), pairs.c.name,
