@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,11 +49,24 @@ class Browser:
 
     def submit(self, button_css: str) -> None:
         """Click a submit button and wait for the next page to load."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old = self.find("html")
-        self.find(button_css).click()
+        for attempt in range(3):
+            # Chromium may still be swapping in the document (after a resize or a late
+            # load): a node found a moment ago then "does not belong to the document".
+            # Find both again and retry; a real failure still fails on the last attempt.
+            try:
+                old = self.find("html")
+                self.find(button_css).click()
+                break
+            except (StaleElementReferenceException, WebDriverException) as exc:
+                detached = isinstance(exc, StaleElementReferenceException) \
+                    or "belong to the document" in str(exc)
+                if attempt == 2 or not detached:
+                    raise
+                time.sleep(0.2)
         WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(old))
 
     def click_link(self, css: str) -> None:
