@@ -16,9 +16,13 @@ BASE_DELAY = 0.01  # seconds; doubled for each attempt already made
 MAX_DELAY = 0.5  # a slow disk's commit (fsync) can take this long under load
 
 
-def pause_before_retry(event) -> None:
-    attempt = event.environ.get("retry.attempt", 0)
+def backoff(attempt: int) -> None:
+    """Sleep a random time that grows with the attempts already made (0, 1, ...)."""
     time.sleep(random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt)))
+
+
+def pause_before_retry(event) -> None:
+    backoff(event.environ.get("retry.attempt", 0))
 
 
 def includeme(config: Configurator) -> None:
