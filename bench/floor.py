@@ -91,6 +91,9 @@ def floor_app(global_config: dict | None = None, **settings: Any):
 
     def put(context: Record, request):
         session().execute(insert, {"label": context.label, "body": request.body.decode()})
+        # A Core statement does not mark the session changed: without this, zope.sqlalchemy
+        # ROLLed BACK every floor PUT (no COMMIT, no fsync), a floor the app could not reach.
+        zope.sqlalchemy.mark_changed(session())
         return Response(status=201, json_body={"stored": len(request.body)})
 
     with Configurator(settings={"tm.annotate_user": "false"}, root_factory=Root) as config:

@@ -118,6 +118,10 @@ def parse_json_body(body: bytes) -> Any:
         where = _huge_integer_path(body.decode("utf-8"))
         raise InvalidRecord(where, f"{where} holds a number that cannot be read: {exc}") \
             from None
+    # Nesting needs an object or array per level: a body with no more brackets than the
+    # limit cannot nest too deep, and bytes.count is far cheaper than walking the document.
+    if body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
+        return doc
     where = depth_problem(doc)
     if where:
         raise InvalidRecord(where, f"{where} nests deeper than {MAX_DEPTH} levels")
@@ -318,7 +322,9 @@ def build_stored_record(project_id: str, doc: dict) -> StoredRecord:
         raise InvalidRecord("body", f"record is not representable as JSON: {exc}") from None
     # PostgreSQL (JSONB, TEXT) cannot store NUL; refuse it on every backend alike.
     # Lone surrogates (\udXXX escapes of undecodable bytes) cannot be encoded as UTF-8.
-    where = ("\\u0000" in body or _UNSTORABLE.search(body)) and _nul_path(doc, "")
+    # json.dumps writes a NUL as "\\u0000"; a lone surrogate is not ASCII (isascii is O(1)).
+    where = ("\\u0000" in body or (not body.isascii() and _UNSTORABLE.search(body))) \
+        and _nul_path(doc, "")
     if where:
         raise InvalidRecord(where, f"{where} contains a NUL character (\\u0000) or a lone "
                                    "surrogate (invalid Unicode), which cannot be stored")

@@ -77,6 +77,9 @@ class Project(Resource):
         #: The label of the record traversal reached, read with the project (see info).
         self._label: str | None = None
         self._record: StoredRecord | None = None
+        #: The username the request's credentials name (security.read_context_first):
+        #: the backend may read that user with the project.
+        self.user_hint: str | None = None
 
     @reify  # not functools.cached_property: its class-wide lock serialised requests (3.11)
     def info(self) -> ProjectInfo | None:
@@ -84,7 +87,7 @@ class Project(Resource):
             return self.storage.get_project(self.id)
         # A record's URL: the permission check needs the project and its grants, the view
         # the record; the backend may read all three in one query.
-        found = self.storage.get_project_record(self.id, self._label)
+        found = self.storage.get_project_record(self.id, self._label, self.user_hint)
         if found is None:
             return None
         info, self.__dict__["grants"], self._record = found  # reify's cache of grants

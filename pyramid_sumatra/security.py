@@ -133,6 +133,8 @@ class SecurityPolicy:
         return principals
 
     def permits(self, request: Request, context, permission: str):
+        if "_sumatra_identity" not in request.__dict__:
+            read_context_first(request, context)
         allowed = ACLHelper().permits(context, self.effective_principals(request), permission)
         token = getattr(cached_identity(request), "token", None)
         if allowed and token is not None and \
@@ -159,6 +161,25 @@ class SecurityPolicy:
             end_sessions(request.storage, identity.username)
         request.session.invalidate()
         return []
+
+
+def read_context_first(request: Request, context) -> None:
+    """Read a record's project, grants and record before the identity, naming the user
+    of the Basic credentials: the backend may read that user in the same query
+    (``sumatra_get_project_record``), a statement (on PostgreSQL a round trip) less per
+    request. The user is read in this request's transaction all the same: a password
+    change, ``deluser`` or a revoked token still takes effect at once."""
+    project = getattr(context, "project", None)
+    if not isinstance(project, Project) or project._label is None \
+            or "info" in project.__dict__:
+        return
+    try:
+        credentials = basic_credentials(request)
+    except HTTPUnauthorized:
+        return  # the identity answers the 401
+    if credentials is not None:
+        project.user_hint = credentials[0]
+    project.info  # noqa: B018 - read now, with the user
 
 
 def project_of(context) -> str | None:

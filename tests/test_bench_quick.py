@@ -101,3 +101,23 @@ def test_floor_measures_the_thinnest_stack_next_to_the_ceiling():
     assert len([line for line in lines if line.endswith(", 0 errors")]) == 2, done.stdout
     ratio = float(lines[-1].rpartition(": ")[2])
     assert 0 < ratio < 1.5, done.stdout
+
+
+def test_the_put_floor_commits_what_it_inserts(tmp_path):
+    """The PUT floor pays for a COMMIT as the app does (it once rolled every insert back)."""
+    import sqlite3
+    from contextlib import closing
+
+    from bench import floor
+    from bench.cpu import _request, call
+    from bench.workload import template
+
+    url = f"sqlite:///{tmp_path}/floor.db"
+    floor.prepare(url, 3)
+    app = floor.floor_app({}, url=url)
+    for i in range(2):
+        code, _ = call(app, _request("PUT", f"/floor/new{i}/", "application/json", None,
+                                     template("floor").replace("@@LABEL@@", f"new{i}").encode()))
+        assert code == 201
+    with closing(sqlite3.connect(tmp_path / "floor.db")) as db:
+        assert db.execute("SELECT count(*) FROM floor_records").fetchone()[0] == 5

@@ -130,6 +130,26 @@ def test_depth_100_is_still_accepted(testapp):
     put(testapp, "/TestProject/deep100/", record("deep100", parameters=_deep(99)), 201)
 
 
+@pytest.mark.parametrize(("text", "where"), [
+    # Few brackets: the count alone clears it (nothing can nest deeper than them).
+    ('{"a":' * 100 + "1" + "}" * 100, None),
+    # Many brackets, all shallow: the count does not clear it, the walk does.
+    ('{"a":[' + "[]," * 500 + "[]]}", None),
+    # One more level than the limit, behind a hundred shallow brackets: still found.
+    ('{"x":[' + "[]," * 100 + '[]],"p":' + '{"a":' * 100 + "1" + "}" * 100 + "}",
+     "p" + ".a" * 99),
+])
+def test_parse_json_body_depth_check(text, where):
+    from pyramid_sumatra.records import InvalidRecord, parse_json_body
+
+    if where is None:
+        assert parse_json_body(text.encode()) == json.loads(text)
+    else:
+        with pytest.raises(InvalidRecord) as caught:
+            parse_json_body(text.encode())
+        assert caught.value.field == where
+
+
 @pytest.mark.parametrize(("field", "text", "words"), [
     ("repeats", "9" * 5000, ["number", "repeats"]),
     ("output_data", '[{"metadata": {"size": ' + "1" * 5000 + "}}]",

@@ -21,3 +21,14 @@ def test_live_server_answers(live_server):
     with urllib.request.urlopen(live_server.url + "TestProject2/") as res:
         body = json.loads(res.read())
     assert body["id"] == "TestProject2"
+
+
+def test_startup_objects_are_frozen_once_per_process(testapp):
+    import gc
+
+    from pyramid_sumatra import freeze_startup_objects
+
+    # The app the fixture built froze what existed then; a second app does not again
+    # (frozen objects are never collected: a test run building many apps must not pin them).
+    assert gc.get_freeze_count() > 0
+    assert freeze_startup_objects() is False

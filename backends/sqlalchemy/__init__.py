@@ -6,6 +6,7 @@ scoped session; nothing is committed by the backend itself.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -57,6 +58,8 @@ from .statements import (
     _get_record_statement,
 )
 
+_USER_COLUMNS = tuple(c.name for c in users.c)
+
 
 def create_backend(settings: dict[str, Any]) -> SqlAlchemyBackend:
     """Entry point ``sqlalchemy`` in group ``pyramid_sumatra.backends``."""
@@ -70,6 +73,8 @@ class SqlAlchemyBackend(RecordQueries):
         self.engine = create_engine(settings)
         self._get_record = _get_record_statement(self.engine.dialect.name)
         self._get_project_record = _get_project_record_statement(self.engine.dialect.name)
+        self._get_project_record_user = _get_project_record_statement(
+            self.engine.dialect.name, with_user=True)
         self._create_record = (_create_record_statement()
                                if self.engine.dialect.name == "postgresql" else None)
         self.Session = scoped_session(sessionmaker(bind=self.engine))
@@ -278,11 +283,19 @@ class SqlAlchemyBackend(RecordQueries):
 
     @hookimpl
     @translate_errors
-    def sumatra_get_project_record(self, project_id: str, label: str) -> ProjectRecord | None:
-        row = self.conn.execute(self._get_project_record,
-                                {"b_project": project_id, "b_label": label}).first()
+    def sumatra_get_project_record(self, project_id: str, label: str,
+                                   username: str | None = None) -> ProjectRecord | None:
+        if username is None:
+            row = self.conn.execute(self._get_project_record,
+                                    {"b_project": project_id, "b_label": label}).first()
+        else:  # the user the request authenticates as next, in the same query
+            row = self.conn.execute(self._get_project_record_user, {
+                "b_project": project_id, "b_label": label, "b_username": username}).first()
         if row is None:
             return None
+        if username is not None:  # sumatra_get_user answers from it (this transaction)
+            self._seen("users")[username] = None if row.u_username is None else \
+                self._to_user(row._mapping, "u_")
         pairs = _json_value(row.grants) or []
         granted = {principal: role for principal, role in pairs if principal is not None}
         self._seen("grants")[project_id] = dict(granted)  # sumatra_get_grants asks next
@@ -372,7 +385,11 @@ class SqlAlchemyBackend(RecordQueries):
     # -- users ----------------------------------------------------------------
 
     @staticmethod
-    def _to_user(row) -> UserInfo:
+    def _to_user(row, prefix: str = "") -> UserInfo:
+        """A user from a row of the users table, or (``row._mapping`` and ``prefix``) from
+        columns labelled ``<prefix><name>``."""
+        if prefix:
+            row = SimpleNamespace(**{name: row[prefix + name] for name in _USER_COLUMNS})
         return UserInfo(username=row.username, password_hash=row.password_hash,
                         is_admin=bool(row.is_admin), created=row.created,
                         session_generation=row.session_generation, source=row.source or "",

@@ -47,9 +47,11 @@ _GET_GRANTS = select(grants.c.principal, grants.c.role).where(
 _GET_USER = select(users).where(users.c.username == bindparam("b_username"))
 
 
-def _get_project_record_statement(dialect: str):
+def _get_project_record_statement(dialect: str, with_user: bool = False):
     """The project, its grants (a JSON array of [principal, role]) and the record with its
-    tags (columns NULL when absent): one row, one query, where a record request made three."""
+    tags (columns NULL when absent): one row, one query, where a record request made three.
+    ``with_user``: also the columns of the user ``b_username`` (``u_*``, NULL when there
+    is no such user), which the request authenticates as next."""
     pg = dialect == "postgresql"
     aggregate = func.json_agg if pg else func.json_group_array
     pair = func.json_build_array if pg else func.json_array
@@ -58,13 +60,18 @@ def _get_project_record_statement(dialect: str):
     tags = select(aggregate(record_tags.c.tag)).where(
         record_tags.c.record_id == records.c.id).scalar_subquery()
     record_columns = [c for c in _SUMMARY_COLUMNS if c.name not in ("id", "project_id")]
+    joined = projects.outerjoin(records, and_(
+        records.c.project_id == projects.c.id, records.c.label == bindparam("b_label")))
+    user_columns = []
+    if with_user:
+        joined = joined.outerjoin(users, users.c.username == bindparam("b_username"))
+        user_columns = [c.label(f"u_{c.name}") for c in users.c]
     return select(
         projects.c.id, projects.c.name, projects.c.description, projects.c.created,
         projects.c.last_updated, projects.c.record_count, granted.label("grants"),
         *record_columns, records.c.body, records.c.parameters, tags.label("tags"),
-    ).select_from(projects.outerjoin(records, and_(
-        records.c.project_id == projects.c.id, records.c.label == bindparam("b_label")))
-    ).where(projects.c.id == bindparam("b_project"))
+        *user_columns,
+    ).select_from(joined).where(projects.c.id == bindparam("b_project"))
 
 
 def _create_record_statement():

@@ -87,13 +87,16 @@ class Storage:
     def get_project(self, project_id: str) -> ProjectInfo | None:
         return self.hook.sumatra_get_project(project_id=project_id)
 
-    def get_project_record(self, project_id: str, label: str) -> ProjectRecord | None:
+    def get_project_record(self, project_id: str, label: str,
+                           username: str | None = None) -> ProjectRecord | None:
         """The project, its grants and its record ``label`` (None if absent) in one call;
-        None without the project. One query where the backend has the optional hook."""
+        None without the project. One query where the backend has the optional hook,
+        which may read the user ``username`` with them (hookspecs)."""
         if not hasattr(self, "_project_record_available"):  # asked on every record request
             self._project_record_available = self.implements("sumatra_get_project_record")
         if self._project_record_available:
-            return self.hook.sumatra_get_project_record(project_id=project_id, label=label)
+            return self.hook.sumatra_get_project_record(project_id=project_id, label=label,
+                                                        username=username)
         info = self.get_project(project_id)
         if info is None:
             return None

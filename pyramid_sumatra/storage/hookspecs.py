@@ -241,10 +241,16 @@ def sumatra_list_projects(principals: list[str] | None) -> list[ProjectInfo]:
 
 
 @optional_storage_hookspec("project_record")
-def sumatra_get_project_record(project_id: str, label: str) -> ProjectRecord | None:
+def sumatra_get_project_record(project_id: str, label: str,
+                               username: str | None) -> ProjectRecord | None:
     """Return ``(project, grants, record)`` at once: what ``sumatra_get_project``,
     ``sumatra_get_grants`` and ``sumatra_get_record(project_id, label)`` return (the
     record None when absent); None when there is no such project.
+
+    ``username``: the user the request names in its credentials (HTTP Basic), which
+    ``sumatra_get_user`` is asked for next in the same transaction, or None. A backend
+    may read that user in the same query and answer that call from it (it must be the
+    user as stored now, not remembered from an earlier transaction); others ignore it.
 
     Optional: every request for a record needs all three (the permission check, then the
     record), and a database backend reads them in one query, one round trip instead of
