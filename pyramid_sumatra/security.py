@@ -21,6 +21,7 @@ from .services import tokens
 from .sessions import SESSION_STAMP_KEY, end_sessions, stamp
 from .storage.types import TokenInfo
 from .throttle import authenticate, throttled
+from .usernames import username_problem
 
 REALM = "Sumatra Server API"
 CHALLENGE = f'Basic realm="{REALM}"'
@@ -177,8 +178,8 @@ def read_context_first(request: Request, context) -> None:
         credentials = basic_credentials(request)
     except HTTPUnauthorized:
         return  # the identity answers the 401
-    if credentials is not None:
-        project.user_hint = credentials[0]
+    if credentials is not None and not username_problem(credentials[0]):
+        project.user_hint = credentials[0]  # a name no user can have is never looked up
     project.info  # noqa: B018 - read now, with the user
 
 
