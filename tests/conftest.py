@@ -171,9 +171,11 @@ def selected_backends(config) -> list[str]:
 
 def pytest_generate_tests(metafunc):
     if "backend_name" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("only_backends")
         metafunc.parametrize("backend_name", [
             pytest.param(name, marks=BACKEND_MARKS.get(name, ()))
-            for name in selected_backends(metafunc.config)])
+            for name in selected_backends(metafunc.config)
+            if only is None or name in only.args])
 
 
 @pytest.fixture

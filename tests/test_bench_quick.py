@@ -103,8 +103,9 @@ def test_floor_measures_the_thinnest_stack_next_to_the_ceiling():
     assert 0 < ratio < 1.5, done.stdout
 
 
-def test_the_put_floor_commits_what_it_inserts(tmp_path):
+def test_the_put_floor_commits_what_it_inserts(tmp_path, monkeypatch):
     """The PUT floor pays for a COMMIT as the app does (it once rolled every insert back)."""
+    monkeypatch.syspath_prepend(str(REPO))  # bench/ is the repository's, not installed
     import sqlite3
     from contextlib import closing
 
