@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import threading
 from pathlib import Path
 
 import pytest
 import transaction
 from test_filesystem_backend import check, index_of, open_store, put, rec
 
-from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery, StorageConflict
+from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery
 from pyramid_sumatra_backends.filesystem import codec, indexlog, journal
 from pyramid_sumatra_backends.filesystem.disk import Disk
 from pyramid_sumatra_backends.filesystem.paths import Layout
@@ -327,79 +326,3 @@ def test_a_large_base_is_read_in_batches_as_json_reads_it_whole(tmp_path):
         found = codec.read_index(f)
     assert found == codec.parse_index(path.read_bytes())
     assert {k: codec.entry_dict(e) for k, e in found.items()} == entries
-
-
-def test_a_put_leaves_project_json_alone_and_the_log_holds_the_count(fs, root):
-    put(fs, rec("r1"))
-    project_json = root / "projects/P/project.json"
-    before = project_json.stat()
-    put(fs, rec("r2"), rec("r3"))
-    with transaction.manager:
-        fs.delete_record("P", "r1")
-    after = project_json.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    with transaction.manager:
-        info = open_store(root).get_project("P")
-    assert info.record_count == 2
-    assert info.last_updated == json.loads(log_of(root).read_text().splitlines()[-1])["touched"]
-    with open(log_of(root), "ab") as f:  # a torn append: left out, its count too
-        f.write(b'{"set":{},"remove":[],"count":99,"touched":"2099')
-    with transaction.manager:
-        assert open_store(root).get_project("P").record_count == 2
-    with transaction.manager:  # a new name rewrites project.json, with the count
-        fs.put_project(ProjectInfo(id="P", name="Renamed"))
-    doc = json.loads(project_json.read_text())
-    assert (doc["name"], doc["record_count"]) == ("Renamed", 2)
-    assert doc["last_updated"] > info.last_updated
-    with transaction.manager:
-        assert open_store(root).get_project("P").last_updated == doc["last_updated"]
-    assert [p for p in check(fs)["problems"] if "torn" not in p] == []
-
-
-def test_a_compaction_writes_the_logs_count_to_project_json_first(fs, root, monkeypatch):
-    put(fs, rec("r1"), rec("r2"))
-    with transaction.manager:
-        touched = fs.get_project("P").last_updated
-    monkeypatch.setattr(indexlog, "MIN_LOG", 0)
-    monkeypatch.setattr(indexlog, "COMPACT_FRACTION", 0.0)
-    with transaction.manager:
-        fs.delete_record("P", "r1")
-    assert not log_of(root).exists()  # compacted
-    doc = json.loads((root / "projects/P/project.json").read_text())
-    assert doc["record_count"] == 1 and doc["last_updated"] > touched
-    with transaction.manager:
-        info = open_store(root).get_project("P")
-    assert (info.record_count, info.last_updated) == (1, doc["last_updated"])
-
-
-def test_a_record_file_is_written_before_the_lock_and_renamed_by_the_journal(fs, root):
-    put(fs, rec("r1"))
-    layout = Layout(root)
-    ops = []
-    original = journal.apply
-
-    def spy(layout_, ops_):
-        ops.extend(ops_)
-        return original(layout_, ops_)
-
-    journal.apply = spy
-    try:
-        put(fs, rec("r2", reason="renamed"))
-    finally:
-        journal.apply = original
-    (write,) = [op for op in ops if op["op"] == "write" and op["path"].endswith("r2.json")]
-    assert write["from"].startswith("projects/P/records/.r2.json.")
-    assert not layout.absolute(write["from"]).exists()  # renamed into place
-    assert json.loads((root / "projects/P/records/r2.json").read_text())["index"][
-        "reason"] == "renamed"
-    # Applied again with its temp file gone (a replay after a crash): the text is written.
-    (root / "projects/P/records/r2.json").unlink()
-    journal.apply(layout, [write])
-    assert (root / "projects/P/records/r2.json").read_text() == write["text"]
-    # A commit refused at the vote leaves no temp file behind.
-    other = threading.Thread(target=put, args=(open_store(root), rec("r3")))
-    with pytest.raises(StorageConflict), transaction.manager:
-        fs.put_record(rec("r3"), create=True)
-        other.start()  # someone else (its own transaction) creates it first
-        other.join()
-    assert not [p for p in (root / "projects/P/records").iterdir() if p.name.startswith(".")]

@@ -6,8 +6,6 @@
     DIR/projects/<id>/project.json       name, description, dates, count, grants
     DIR/projects/<id>/index.json         label -> index fields, one line per record
     DIR/projects/<id>/index.log          commits since index.json, one line each
-                                         (the last: the count and last update, newer
-                                         than project.json's when a PUT wrote them)
     DIR/projects/<id>/records/<label>.json   the record document, readable
     DIR/.locks/  DIR/.journal/           commit machinery
 

@@ -2,18 +2,15 @@
 
 ``index.json`` (the base) holds every entry, one line per record, and a random
 serial; ``index.log`` starts with a header naming that serial, then holds one line
-per commit since the base was written, ``{"set": {label: entry}, "remove": [label],
-"count": N, "touched": T}``: the last line's count and last update are the project's
-(a commit of records alone does not rewrite ``project.json``; see :func:`project_stats`).
+per commit since the base was written, ``{"set": {label: entry}, "remove": [label]}``.
 A commit appends its line and fsyncs it: the base is never rewritten by a commit,
 so a write costs the same at 100,000 records as at 1,000.
 
 When the log outgrows a fraction of the base, the committing process (still under
-the project lock, its commit done) compacts: it writes ``project.json`` with the log's
-count and last update, then a new base with a new serial, then removes the log. A
-log whose header names another serial is what a compaction that died between the last
-two steps leaves: the new base (and project.json) already hold all of it, so it is
-ignored (and replaced by the next append). Readers open the log before the
+the project lock, its commit done) compacts: it writes a new base with a new serial,
+then removes the log. A log whose header names another serial is what a compaction
+that died between those two steps leaves: the new base already holds all of it, so
+it is ignored (and replaced by the next append). Readers open the log before the
 base, so the base they find is the log's own or a newer one that holds all of it.
 
 A last line without its newline is a torn append: its writer died, and its commit,

@@ -8,7 +8,7 @@ process dies in between, whoever finds the journal later (start-up, the next
 commit, ``check --repair``) takes the same locks and applies it again: every
 operation is idempotent.
 
-Why each fsync (a PUT of a record into an existing project: 5, of which 4 under the
+Why each fsync (a PUT of a record into an existing project: 7, of which 6 under the
 project's lock; a directory is fsync'd once per commit however many files it gains):
 
 1. The record file, written under a temp name *before* the lock (``stage._prewrite``):
@@ -20,27 +20,18 @@ project's lock; a directory is fsync'd once per commit however many files it gai
 3. ``.journal/`` after the rename: the commit point itself, durable before the 201
    and before any file is changed (a crash while applying then leaves a journal to
    redo).
-4. The index log's appended line, 5. ``records/`` (the renamed record file): all
-   that the journal did must be durable before the journal is removed, since after
-   that nothing would redo it. A commit that also makes a file in the project's
-   directory (a new log or base, ``project.json``) fsyncs that file and the directory
-   too, for the same reason.
+4. The index log's appended line (or a new log or base), 5. ``project.json``'s temp
+   file, 6. ``records/`` (the renamed record file), 7. the project's directory (the
+   renamed ``project.json``, a new log): all that the journal did must be durable
+   before the journal is removed, since after that nothing would redo it.
 
-Removed as redundant:
-
-- A fsync of ``.journal/`` after the journal is removed. If a crash loses the
-  removal, the journal is found and applied again at start-up: every operation is
-  idempotent and its effects were already durable (4-5), so it rewrites what is
-  there. It cannot undo a later commit: the next commit's own commit point (3) fsyncs
-  the same directory, which makes the removal durable before that commit changes a
-  file; a compaction (under the same lock, see indexlog) holds all the journal's
-  entries, so its line appended again to the new log sets the same entries.
-- ``project.json``'s temp file and the project's directory, on a commit of records
-  alone: it no longer rewrites ``project.json`` (its log line carries the record count
-  and last update, see ``indexlog.project_stats``), and appending to the log makes no
-  new directory entry.
-- The project's directory after a line is appended to an existing log: the log's own
-  entry was made durable by the commit that created it.
+Removed as redundant: a fsync of ``.journal/`` after the journal is removed. If a
+crash loses the removal, the journal is found and applied again at start-up: every
+operation is idempotent and its effects were already durable (4-7), so it rewrites
+what is there. It cannot undo a later commit: the next commit's own commit point (3)
+fsyncs the same directory, which makes the removal durable before that commit changes
+a file; a compaction (under the same lock, see indexlog) holds all the journal's
+entries, so its line appended again to the new log sets the same entries.
 """
 
 from __future__ import annotations
