@@ -13,7 +13,6 @@ from test_filesystem_backend import check, index_of, open_store, put, rec
 
 from pyramid_sumatra.storage.types import ProjectInfo, RecordQuery
 from pyramid_sumatra_backends.filesystem import codec, indexlog, journal
-from pyramid_sumatra_backends.filesystem.disk import Disk
 from pyramid_sumatra_backends.filesystem.paths import Layout
 
 
@@ -56,8 +55,7 @@ def test_a_commit_appends_one_line_and_leaves_the_base_alone(fs, root):
         fs.delete_record("P", "r1")
     log = log_of(root).read_text().splitlines()
     assert base_of(root).read_bytes() == base
-    last = json.loads(log[3])
-    assert len(log) == 4 and (last["set"], last["remove"], last["count"]) == ({}, ["r1"], 2)
+    assert len(log) == 4 and json.loads(log[3]) == {"set": {}, "remove": ["r1"]}
     assert sorted(index_of(root)) == ["r2", "r3"] == labels(open_store(root))
     assert check(fs)["problems"] == []
 
@@ -114,8 +112,7 @@ def test_check_repair_cuts_a_torn_tail_and_a_corrupt_line_is_reported(fs, root):
 def test_a_log_left_by_an_interrupted_compaction_is_ignored(fs, root):
     put(fs, rec("r1"), rec("r2"))
     put(fs, rec("r3"))
-    # The compaction wrote project.json and the new base, then died before removing the log.
-    _write_project_json_as_of_log(root)
+    # The compaction wrote the new base, then died before removing the log.
     indexlog.write_base(Layout(root), "P", indexlog.read(Layout(root), "P")[1])
     stale = log_of(root).with_name("old")
     stale.write_text(codec.log_header("0123456789abcdef")
@@ -127,13 +124,6 @@ def test_a_log_left_by_an_interrupted_compaction_is_ignored(fs, root):
     put(fs, rec("r4"))  # replaces the stale log with one for this base
     assert labels(open_store(root)) == ["r1", "r2", "r3", "r4"]
     assert check(fs)["problems"] == []
-
-
-def _write_project_json_as_of_log(root) -> None:
-    """project.json with the count and last update of the log's last line, as a
-    compaction (or the backend before the log) leaves it."""
-    doc = Disk(Layout(root)).project("P")
-    (root / "projects/P/project.json").write_text(json.dumps(doc))
 
 
 def _old_format(entries: dict[str, dict], serial: str | None) -> str:
@@ -150,7 +140,6 @@ def test_a_store_written_before_the_log_is_read_then_converted_by_its_first_writ
         fs, root, serial):
     put(fs, rec("r1", tags=["x"]), rec("r2", reason="why"))
     entries = index_of(root)
-    _write_project_json_as_of_log(root)  # the count there, as before the log
     indexlog.write_base(Layout(root), "P", {})  # no log any more
     base_of(root).write_text(_old_format(entries, serial))
     store = open_store(root)

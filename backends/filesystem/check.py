@@ -23,15 +23,7 @@ from . import codec, indexlog, journal
 from . import tokens as token_file
 from .codec import CorruptFile
 from .disk import Disk
-from .files import (
-    atomic_write,
-    dumps_readable,
-    fsync_dir,
-    is_temp,
-    pid_alive,
-    read_json,
-    temp_owner,
-)
+from .files import atomic_write, dumps_readable, is_temp, pid_alive, read_json, temp_owner
 from .paths import Layout, name_problem
 
 
@@ -137,8 +129,9 @@ def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] 
             if labels:
                 shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
                 fix_index |= report.problem(f"{where}: {len(labels)} records {what}: {shown}")
-    # With a new index, project.json keeps the count and last update the log held.
-    changed = fix_index
+    if fix_index:  # a new base from the record files, and no log
+        indexlog.write_base(layout, project_id, actual)
+    changed = False
     if doc.get("record_count") != len(actual):
         changed |= report.problem(f"{where}: record_count is {doc.get('record_count')}, "
                                   f"there are {len(actual)} records")
@@ -153,9 +146,6 @@ def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] 
                 changed = True
     if changed or not layout.project_file(project_id).exists():
         atomic_write(layout.project_file(project_id), dumps_readable(doc))
-        fsync_dir(layout.project_dir(project_id))
-    if fix_index:  # a new base from the record files, and no log (after project.json)
-        indexlog.write_base(layout, project_id, actual)
 
 
 def check_store(layout: Layout, repair: bool) -> dict[str, Any]:

@@ -303,29 +303,9 @@ def log_header(serial: str) -> str:
     return json.dumps({"format": LOG_FORMAT, "base": serial}) + "\n"
 
 
-def log_line(changed: dict[str, dict], removed: list[str],
-             stats: tuple[int, str] | None = None) -> str:
-    """A commit's line; ``stats``: the project's record count and last update after it
-    (read by :func:`log_stats`: ``project.json`` is not rewritten by such a commit)."""
-    doc: dict[str, Any] = {"set": {label: entry_dict(e) for label, e in changed.items()},
-                           "remove": removed}
-    if stats is not None:
-        doc["count"], doc["touched"] = stats
+def log_line(changed: dict[str, dict], removed: list[str]) -> str:
+    doc = {"set": {label: entry_dict(e) for label, e in changed.items()}, "remove": removed}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def log_stats(line: bytes) -> tuple[int, str] | None:
-    """The record count and last update a log line carries; None if it has none (a
-    line written before they were, or one that does not parse: reads of the index
-    report that)."""
-    try:
-        doc = json.loads(line)
-        count, touched = doc["count"], doc["touched"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if type(count) is not int or not isinstance(touched, str):
-        return None
-    return count, touched
 
 
 def parse_log_header(line: bytes) -> str | None:

@@ -162,15 +162,7 @@ class Disk:
                       and (self.layout.projects / n / "project.json").is_file())
 
     def project(self, project_id: str) -> dict | None:
-        """``project.json``, with the record count and last update of the index log's
-        last line if it has them (a commit of records alone does not rewrite the file)."""
-        stats = indexlog.project_stats(self.layout, project_id)  # first: see there
-        doc = read_json(self.layout.project_file(project_id))
-        if doc is not None and stats is not None:
-            doc["record_count"] = stats[0]
-            # project.json is newer when a later commit changed only its name, say
-            doc["last_updated"] = max(doc.get("last_updated", ""), stats[1])
-        return doc
+        return read_json(self.layout.project_file(project_id))
 
     def index(self, project_id: str) -> dict[str, IndexEntry]:
         """``{label: index entry}`` of a project (empty if none); do not modify it."""

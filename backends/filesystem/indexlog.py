@@ -175,15 +175,11 @@ def write_base(layout: Layout, project_id: str, entries: dict) -> None:
         fsync_dir(layout.project_dir(project_id))
 
 
-def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: list[str],
-           stats: tuple[int, str] | None = None) -> bool:
-    """Record one commit's change to the index (under the project lock); True if that
-    made a file in the project's directory (a new log or base: the caller fsyncs the
-    directory), False if it appended a line to the log (fsync'd here).
+def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: list[str]) -> None:
+    """Record one commit's change to the index (under the project lock).
 
     Idempotent, as the journal needs: a commit appended twice sets and removes the
-    same entries twice (and its ``stats``, the project's count and last update after
-    it, see :func:`project_stats`, are the same).
+    same entries twice.
     """
     base_path = layout.index_file(project_id)
     try:
@@ -200,8 +196,8 @@ def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: l
     if serial is None:  # no base, or one without a serial: a base holding this commit
         apply_commit(entries, {k: codec.compact_entry(v) for k, v in changed.items()}, removed)
         write_base(layout, project_id, entries)
-        return True
-    line = codec.log_line(changed, removed, stats)
+        return
+    line = codec.log_line(changed, removed)
     path = layout.index_log(project_id)
     try:
         f = open(path, "r+b")
@@ -216,64 +212,9 @@ def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: l
                 f.write(line.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
-                return False
+                return
     # The first commit since the base (or the log is a dead compaction's): a new log.
     atomic_write(path, codec.log_header(serial) + line)
-    return True
-
-
-def base_serial(layout: Layout, project_id: str) -> str | None:
-    """The serial of the project's base (None: no base, or one without a serial)."""
-    try:
-        with open(layout.index_file(project_id), "rb") as f:
-            return codec.index_serial(f.read(HEAD))
-    except FileNotFoundError:
-        return None
-
-
-def project_stats(layout: Layout, project_id: str) -> tuple[int, str] | None:
-    """The record count and last update of a project as the last line of its log has
-    them; None if the log has none (then ``project.json``'s are current).
-
-    A commit that only changes records appends them to its log line instead of
-    rewriting ``project.json`` (see stage.py). The log is opened before the base, as
-    in :func:`read`: a base newer than the log means a compaction, which wrote
-    ``project.json`` (with these values) before the base, so None is right then too.
-    """
-    log_f = _open(layout.index_log(project_id))
-    if log_f is None:
-        return None
-    with log_f:
-        serial = base_serial(layout, project_id)
-        if serial is None:
-            return None
-        header = log_f.readline()
-        if not header.endswith(b"\n") or codec.parse_log_header(header) != serial:
-            return None
-        line = _last_line(log_f, len(header))
-    return None if line is None else codec.log_stats(line)
-
-
-def _last_line(f, start: int) -> bytes | None:
-    """The last complete line of ``f`` after ``start`` (a torn tail left out)."""
-    size = os.fstat(f.fileno()).st_size
-    chunk = 8192
-    data = b""
-    pos = size
-    while pos > start:
-        step = min(chunk, pos - start)
-        pos -= step
-        f.seek(pos)
-        data = f.read(step) + data
-        end = data.rfind(b"\n")
-        if end < 0:
-            continue
-        begin = data.rfind(b"\n", 0, end)
-        if begin >= 0:
-            return data[begin + 1:end + 1]
-        chunk *= 2
-    end = data.rfind(b"\n")
-    return data[:end + 1] if end >= 0 else None
 
 
 def _cut_torn_tail(f, start: int) -> None:

@@ -188,14 +188,12 @@ def apply(layout: Layout, ops: list[Op]) -> None:
             dirs.add(target.parent)
         elif kind == "index":  # one line appended to the log, or a new base (indexlog)
             target = layout.index_file(op["project"])
+            touched(target)
             if op["reset"]:
-                touched(target)
                 indexlog.write_base(layout, op["project"], {
                     label: codec.compact_entry(entry) for label, entry in op["set"].items()})
             else:
-                stats = (op["count"], op["touched"]) if "count" in op else None
-                if indexlog.append(layout, op["project"], op["set"], op["remove"], stats):
-                    touched(target)  # a new file: its directory too (a line: no)
+                indexlog.append(layout, op["project"], op["set"], op["remove"])
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):

@@ -34,7 +34,7 @@ from . import codec, indexlog, journal
 from . import history as history_file
 from . import tokens as token_file
 from .disk import EMPTY, Disk, IndexState
-from .files import atomic_write, dumps_readable, fsync_dir, remove, storage_error, write_temp
+from .files import dumps_readable, remove, storage_error, write_temp
 from .paths import Layout
 
 log = logging.getLogger(__name__)
@@ -208,12 +208,6 @@ class FilesystemDataManager:
         lock, the commit done: ``state`` is what base and log hold); see indexlog."""
         try:
             if indexlog.needs_compaction(self.layout, project_id):
-                # project.json first, with the count and last update the log's last line
-                # holds, and durable before the new base makes the log stale.
-                doc = self.disk.project(project_id)
-                if doc is not None:
-                    atomic_write(self.layout.project_file(project_id), dumps_readable(doc))
-                    fsync_dir(self.layout.project_dir(project_id))
                 indexlog.write_base(self.layout, project_id, state.entries)
         except OSError:  # no room, say: base and log stay as they are, and correct
             log.warning("compacting the index of %s failed", project_id, exc_info=True)
@@ -316,6 +310,11 @@ class FilesystemDataManager:
                 changed[label] = codec.index_entry(record)
         after = current.updated({label: codec.compact_entry(entry)
                                  for label, entry in changed.items()}, removed)
+        if changed or removed or base is None:
+            ops.append({"op": "index", "project": project_id, "reset": base is None,
+                        "set": changed, "remove": removed})
+            self._indexes[project_id] = after
+        ops.extend(deletes)
         info = codec.to_project(base) if base is not None else st.create
         assert info is not None
         grants = dict(base.get("grants", {})) if base is not None else {}
@@ -329,21 +328,9 @@ class FilesystemDataManager:
                            created=info.created,
                            last_updated=max(info.last_updated, st.touched),
                            record_count=len(after))
-        if changed or removed or base is None:
-            # The count and last update ride on the log line (indexlog.project_stats).
-            ops.append({"op": "index", "project": project_id, "reset": base is None,
-                        "set": changed, "remove": removed, "count": info.record_count,
-                        "touched": info.last_updated})
-            self._indexes[project_id] = after
-        ops.extend(deletes)
-        # project.json only when more than the records change: a commit of records
-        # alone (a PUT) appends its index line and is done (two fsyncs fewer). A base
-        # without a serial gets no log line (it is rewritten): then project.json too.
-        if base is None or st.meta or st.grants or not (changed or removed) \
-                or indexlog.base_serial(self.layout, project_id) is None:
-            ops.append({"op": "write", "path": self.layout.relative(
-                self.layout.project_file(project_id)),
-                "text": dumps_readable(codec.project_doc(info, grants))})
+        ops.append({"op": "write", "path": self.layout.relative(
+            self.layout.project_file(project_id)),
+            "text": dumps_readable(codec.project_doc(info, grants))})
         return ops
 
     def _validate_records(self, project_id: str, st: ProjectStage) -> None:
