@@ -7,31 +7,6 @@ while the transaction holds the locks of every project it touches. If the
 process dies in between, whoever finds the journal later (start-up, the next
 commit, ``check --repair``) takes the same locks and applies it again: every
 operation is idempotent.
-
-Why each fsync (a PUT of a record into an existing project: 7, of which 6 under the
-project's lock; a directory is fsync'd once per commit however many files it gains):
-
-1. The record file, written under a temp name *before* the lock (``stage._prewrite``):
-   its data must be on disk before the journal renames it into place and is then
-   removed. (Done before the lock so that no other writer waits for it; the journal
-   also holds the text, written in place instead if the temp file is gone.)
-2. The journal's temp file, at the vote: a journal that has its name (the commit
-   point) must be whole after a crash, or an acknowledged commit would be lost.
-3. ``.journal/`` after the rename: the commit point itself, durable before the 201
-   and before any file is changed (a crash while applying then leaves a journal to
-   redo).
-4. The index log's appended line (or a new log or base), 5. ``project.json``'s temp
-   file, 6. ``records/`` (the renamed record file), 7. the project's directory (the
-   renamed ``project.json``, a new log): all that the journal did must be durable
-   before the journal is removed, since after that nothing would redo it.
-
-Removed as redundant: a fsync of ``.journal/`` after the journal is removed. If a
-crash loses the removal, the journal is found and applied again at start-up: every
-operation is idempotent and its effects were already durable (4-7), so it rewrites
-what is there. It cannot undo a later commit: the next commit's own commit point (3)
-fsyncs the same directory, which makes the removal durable before that commit changes
-a file; a compaction (under the same lock, see indexlog) holds all the journal's
-entries, so its line appended again to the new log sets the same entries.
 """
 
 from __future__ import annotations
