@@ -59,11 +59,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_temp(target: Path, text: str, make_parent: bool = True) -> Path:
-    """Write ``text`` to a fsync'd temp file beside ``target``; return its path
-    (FileNotFoundError if its directory is missing and not ``make_parent``)."""
-    if make_parent:
-        target.parent.mkdir(parents=True, exist_ok=True)
+def write_temp(target: Path, text: str) -> Path:
+    """Write ``text`` to a fsync'd temp file beside ``target``; return its path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,55 +27,23 @@ from .files import atomic_write, fsync_dir, read_json, remove, remove_tree, writ
 from .paths import Layout
 
 LOCK_TIMEOUT = 30.0
-#: How often a lock held by another process is tried again. Threads of one process
-#: never poll: they queue on a threading.Lock first (see LockSet).
-POLL_INTERVAL = 0.002
 
 Op = dict[str, Any]
 
-#: lock file -> the lock the threads of this process take before its file lock.
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _forget_thread_locks() -> None:
-    # A forked child has only the forking thread: a lock another thread held stays held.
-    global _THREAD_LOCKS_GUARD
-    _THREAD_LOCKS.clear()
-    _THREAD_LOCKS_GUARD = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_thread_locks)
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
-
 
 class LockSet:
-    """Exclusive locks on ``keys``, taken in sorted order (so never a deadlock).
-
-    Each key is a threading.Lock (threads of this process wait on it, woken at once
-    when it is released, instead of polling the file lock) and then a file lock (other
-    processes). A commit's lock was held 3 ms but waited for 17-20 ms under 2 x 4
-    threads, most of it sleeping between polls after the holder had let go.
-    """
+    """Exclusive file locks on ``keys``, taken in sorted order (so never a deadlock)."""
 
     def __init__(self, layout: Layout, keys: list[str], timeout: float = LOCK_TIMEOUT):
         self.layout, self.keys, self.timeout = layout, sorted(set(keys)), timeout
-        self.held: list[FileLock | threading.Lock] = []
+        self.held: list[FileLock] = []
 
     def acquire(self) -> None:
         self.layout.locks.mkdir(parents=True, exist_ok=True)
         try:
             for key in self.keys:
-                path = self.layout.lock_file(key)
-                local = _thread_lock(path)
-                if not local.acquire(timeout=self.timeout):
-                    raise StorageConflict(f"timed out waiting for the lock {key!r}")
-                self.held.append(local)
-                lock = FileLock(path, timeout=self.timeout, poll_interval=POLL_INTERVAL)
+                lock = FileLock(self.layout.lock_file(key), timeout=self.timeout,
+                                poll_interval=0.005)
                 try:
                     lock.acquire()
                 except Timeout:
@@ -87,7 +54,7 @@ class LockSet:
             raise
 
     def release(self) -> None:
-        while self.held:  # in reverse: a file lock before the thread lock it is under
+        while self.held:
             self.held.pop().release()
 
 
@@ -152,11 +119,7 @@ def apply(layout: Layout, ops: list[Op]) -> None:
         elif kind == "write":
             target = layout.absolute(op["path"])
             touched(target)
-            # "from": the file already written and fsync'd under a temp name before the
-            # locks were taken (stage.py); gone if renamed by an earlier try of this
-            # journal or cleaned up, and then the text is written as it always was.
-            if "from" not in op or not _move(layout.absolute(op["from"]), target):
-                atomic_write(target, op["text"])
+            atomic_write(target, op["text"])
         elif kind == "delete":
             target = layout.absolute(op["path"])
             remove(target)
@@ -176,18 +139,10 @@ def apply(layout: Layout, ops: list[Op]) -> None:
             fsync_dir(directory)
 
 
-def _move(source: Path, target: Path) -> bool:
-    try:
-        os.replace(source, target)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
     apply(layout, ops)
-    # No fsync of .journal/ after this: see "Why each fsync" in the module docstring.
     remove(path)
+    fsync_dir(layout.journal)
 
 
 def recover(layout: Layout, path: Path) -> bool:

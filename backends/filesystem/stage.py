@@ -34,7 +34,7 @@ from . import codec, indexlog, journal
 from . import history as history_file
 from . import tokens as token_file
 from .disk import EMPTY, Disk, IndexState
-from .files import dumps_readable, remove, storage_error, write_temp
+from .files import dumps_readable, remove, storage_error
 from .paths import Layout
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,6 @@ class FilesystemDataManager:
         self._temp: Path | None = None
         self._ops: list[journal.Op] = []
         self._indexes: dict[str, IndexState] = {}  # project -> its index after this commit
-        #: (project, label) -> (temp file, text): record files written before the locks
-        self._prewritten: dict[tuple[str, str], tuple[Path, str]] = {}
 
     # -- staging ----------------------------------------------------------------
 
@@ -131,7 +129,6 @@ class FilesystemDataManager:
         if not self._has_writes():
             return
         keys = self._lock_keys()
-        self._prewrite()
         while True:
             self._locks = journal.LockSet(self.layout, keys)
             self._locks.acquire()
@@ -150,25 +147,6 @@ class FilesystemDataManager:
         except BaseException:
             self._release()
             raise
-
-    def _prewrite(self) -> None:
-        """Write and fsync the record files of existing projects under temp names now,
-        before the locks: the journal then only renames them into place (its text stays
-        the fallback), so the lock is not held for a file's write and fsync. Not in a
-        project made or dropped now: its directory may not be there, or go away."""
-        for project_id, st in sorted(self.projects.items()):
-            if st.drop or st.deleted or st.create is not None:
-                continue
-            for label, record in sorted(st.records.items()):
-                if record is None:
-                    continue
-                text = codec.record_text(record)
-                try:
-                    temp = write_temp(self.layout.record_file(project_id, label), text,
-                                      make_parent=False)
-                except FileNotFoundError:  # no records/ (yet, or any more): no head start
-                    return
-                self._prewritten[(project_id, label)] = (temp, text)
 
     def _ensure_room(self, journal_file: Path) -> None:
         """507 now, before the commit point, unless applying the journal fits on the disk:
@@ -195,7 +173,6 @@ class FilesystemDataManager:
             except Exception:  # the journal is committed: recovery will finish the work
                 log.exception("applying journal %s failed; it will be applied again", path)
             else:
-                self._prewritten.clear()  # all renamed into place
                 for project_id, state in self._indexes.items():
                     self._compact(project_id, state)
                     self.disk.remember_index(project_id, state)
@@ -223,9 +200,6 @@ class FilesystemDataManager:
         if self._locks is not None:
             self._locks.release()
             self._locks = None
-        for temp, _ in self._prewritten.values():  # unused (a conflict, say) or left over
-            remove(temp)
-        self._prewritten.clear()
 
     def _reset(self) -> None:
         self.projects.clear()
@@ -301,12 +275,7 @@ class FilesystemDataManager:
                     deletes.append({"op": "delete", "path": path})
                     removed.append(label)
             else:
-                pre = self._prewritten.get((project_id, label))
-                op: journal.Op = {"op": "write", "path": path,
-                                  "text": pre[1] if pre else codec.record_text(record)}
-                if pre is not None:
-                    op["from"] = self.layout.relative(pre[0])
-                ops.append(op)
+                ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
                 changed[label] = codec.index_entry(record)
         after = current.updated({label: codec.compact_entry(entry)
                                  for label, entry in changed.items()}, removed)
