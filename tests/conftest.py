@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
@@ -250,6 +251,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_listening(proc, port: int, what: str, output: Callable[[], str],
+                   timeout: float) -> None:
+    """Wait until ``proc`` (a Popen) accepts connections on 127.0.0.1:``port``; a
+    RuntimeError with the end of its ``output()`` if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {output()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start listening")
 
 
 class LiveServer:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, unavailable
+from conftest import free_port, unavailable, wait_listening
 
 BASE = "dc=example,dc=org"
 ADMIN_DN, ADMIN_PW = f"cn=admin,{BASE}", "admin-secret"
@@ -133,16 +131,8 @@ class Slapd:
             ["/usr/sbin/slapd", "-f", str(self.conf), "-h", " ".join(f"{u}/" for u in self.urls),
              "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"slapd exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("slapd did not start listening")
+        wait_listening(self.proc, self.port, "slapd",
+                       lambda: self.proc.stderr.read().decode(), timeout=20)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 import requests
-from conftest import free_port, unavailable
+from conftest import free_port, unavailable, wait_listening
 from joserfc.jwk import RSAKey
 
 HERE = Path(__file__).parent / "oidc"
@@ -66,17 +64,8 @@ class OidcProvider:
         self.log = open(self.root / "provider.log", "ab")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen([self.node, str(HERE / "provider.mjs"), str(path)],
                                      cwd=HERE, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the provider exited: "
-                                   + (self.root / "provider.log").read_text()[-2000:])
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the provider did not start listening")
+        wait_listening(self.proc, self.port, "the provider",
+                       lambda: (self.root / "provider.log").read_text(), timeout=30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

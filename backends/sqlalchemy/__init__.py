@@ -36,7 +36,7 @@ from . import search as _search
 from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
-from .query import RecordQueries
+from .query import RecordQueries, json_value
 from .schema import NUMBER_NAME_MAX, grants, projects, record_numbers, record_tags, records, users
 from .statements import (
     _ALL_PROJECTS,
@@ -163,10 +163,7 @@ class SqlAlchemyBackend(RecordQueries):
                                 {"b_project": project_id, "b_label": label}).first()
         if row is None:
             return None
-        tags = row.tags  # psycopg decodes json itself; SQLite gives the text
-        if isinstance(tags, str):
-            tags = orjson.loads(tags)
-        return self._to_record(row, tags or [], with_body=True)
+        return self._to_record(row, json_value(row.tags) or [], with_body=True)
 
     @hookimpl
     @translate_errors
@@ -296,17 +293,13 @@ class SqlAlchemyBackend(RecordQueries):
         if username is not None:  # sumatra_get_user answers from it (this transaction)
             self._seen("users")[username] = None if row.u_username is None else \
                 self._to_user(row._mapping, "u_")
-        pairs = _json_value(row.grants) or []
+        pairs = json_value(row.grants) or []
         granted = {principal: role for principal, role in pairs if principal is not None}
         self._seen("grants")[project_id] = dict(granted)  # sumatra_get_grants asks next
         record = None
         if row.label is not None:
-            record = StoredRecord(
-                project_id=project_id, label=row.label, body=row.body, revision=row.revision,
-                timestamp=row.timestamp, tags=sorted(_json_value(row.tags) or []),
-                user=row.user, main_file=row.main_file, version=row.version,
-                executable=row.executable, reason=row.reason, outcome=row.outcome,
-                duration=row.duration, parameters=_json_value(row.parameters))
+            record = self._to_record(row, json_value(row.tags) or [], with_body=True,
+                                     project_id=project_id)
         return self._remember(self._to_project(row)), granted, record
 
     @hookimpl
@@ -544,11 +537,6 @@ def number_rows(record_id: int, project_id: str, parameters: dict) -> list[dict]
             for name, value in parameters.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
             and len(name) <= NUMBER_NAME_MAX]
-
-
-def _json_value(value: Any) -> Any:
-    """A JSON aggregate's value: psycopg decodes ``json`` itself; SQLite gives the text."""
-    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sqlalchemy import and_, func, literal, or_, select
 
@@ -156,14 +158,19 @@ class RecordQueries:
         return result
 
     @staticmethod
-    def _to_record(row, tags: list[str], with_body: bool) -> StoredRecord:
-        parameters = row._mapping.get("parameters")
-        if isinstance(parameters, str):  # JSON text; psycopg may decode json itself
-            parameters = orjson.loads(parameters)
+    def _to_record(row, tags: list[str], with_body: bool,
+                   project_id: str | None = None) -> StoredRecord:
+        """A record from a row of record columns (``project_id`` when the row has none)."""
         return StoredRecord(
-            project_id=row.project_id, label=row.label,
+            project_id=project_id or row.project_id, label=row.label,
             body=row.body if with_body else None, revision=row.revision,
             timestamp=row.timestamp, tags=sorted(tags), user=row.user,
             main_file=row.main_file, version=row.version, executable=row.executable,
             reason=row.reason, outcome=row.outcome, duration=row.duration,
-            parameters=parameters)
+            parameters=json_value(row._mapping.get("parameters")))
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's or aggregate's value: psycopg decodes ``json`` itself; SQLite gives
+    the text."""
+    return orjson.loads(value) if isinstance(value, str) else value
