@@ -219,7 +219,8 @@ def test_presorted_pages_equal_sorted_pages(order, limit):
     state.by_time  # noqa: B018 - sorted once, then kept up to date by updated()
     state = state.updated({"r05": {"timestamp": "2024-01-02 10:00:00"},
                            "new": {"timestamp": "2024-01-01 10:00:00"}}, ["r07"])
-    assert state.by_time == sorted((e["timestamp"], k) for k, e in state.entries.items())
+    assert state.by_time == [k for _, k in sorted((e["timestamp"], k)
+                                                  for k, e in state.entries.items())]
     pages = {True: [], False: []}
     for presorted in pages:
         cursor = None

@@ -51,12 +51,12 @@ def _matches(query: RecordQuery) -> Callable[[Entry], bool]:
 
 
 def select_entries(entries: dict[str, dict], query: RecordQuery,
-           by_time: Callable[[], list[tuple[str, str]]] | None = None
+           by_time: Callable[[], list[str]] | None = None
            ) -> tuple[list[Entry], str | None, int]:
     """The page of entries ``query`` asks for, the next cursor, and the total match count.
 
-    ``by_time`` gives every ``(timestamp, label)`` in ascending order, when the
-    caller has it at hand: then an unfiltered query by time (the project page,
+    ``by_time`` gives every label in ascending order of ``(timestamp, label)``, when
+    the caller has it at hand: then an unfiltered query by time (the project page,
     the record list) needs no sort at all.
     """
     descending = query.order.startswith("-")
@@ -94,28 +94,34 @@ def select_entries(entries: dict[str, dict], query: RecordQuery,
     return page, next_cursor, total
 
 
-def _select_by_time(entries: dict[str, dict], ascending: list[tuple[str, str]],
+def _select_by_time(entries: dict[str, dict], ascending: list[str],
                     query: RecordQuery, descending: bool) -> tuple[list[Entry], str | None, int]:
-    """Slices of the presorted keys: the same answer as sorting, in O(page) after a bisect."""
+    """Slices of the presorted labels: the same answer as sorting, in O(page) after a bisect."""
     start, stop = 0, len(ascending)
     if query.cursor:
         after = decode_cursor(query.cursor, numeric=False)
-        if not all(isinstance(v, str) for v in after):
+        if len(after) != 2 or not all(isinstance(v, str) for v in after):
             raise ValueError(f"cursor {query.cursor!r} does not fit order {query.order!r}")
         key = (after[0], after[1])
+        time_key = time_order_key(entries)
         if descending:
-            stop = bisect.bisect_left(ascending, key)
+            stop = bisect.bisect_left(ascending, key, key=time_key)
         else:
-            start = bisect.bisect_right(ascending, key)
-    keys = ascending[start:stop]
-    more = query.limit is not None and len(keys) > query.limit
+            start = bisect.bisect_right(ascending, key, key=time_key)
+    labels = ascending[start:stop]
+    more = query.limit is not None and len(labels) > query.limit
     if more:
-        keys = keys[-query.limit:] if descending else keys[:query.limit]
+        labels = labels[-query.limit:] if descending else labels[:query.limit]
     if descending:
-        keys = keys[::-1]
-    page = [(label, entries[label]) for _, label in keys]
-    next_cursor = encode_cursor(list(keys[-1])) if more else None
+        labels = labels[::-1]
+    page = [(label, entries[label]) for label in labels]
+    next_cursor = encode_cursor([page[-1][1]["timestamp"], page[-1][0]]) if more else None
     return page, next_cursor, len(entries)
+
+
+def time_order_key(entries: dict[str, dict]) -> Callable[[str], tuple[str, str]]:
+    """The sort key of a label in ``by_time`` order (for bisect over labels)."""
+    return lambda label: (entries[label]["timestamp"], label)
 
 
 def _filters(query: RecordQuery) -> bool:
