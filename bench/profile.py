@@ -1,9 +1,12 @@
 """``python -m bench.profile``: where the server spends its time, per scenario.
 
-Starts the app on a fresh SQLite store (as ``python -m bench`` does), seeds a
-project, then samples the server with py-spy (the ``bench`` extra) while wrk
-drives GET record, PUT and GET project. Prints the functions holding most
-samples (inclusive and leaf) and keeps the raw stacks for flame graphs.
+Starts the app on a fresh store of one backend (``--backend``, SQLite by default)
+as ``python -m bench`` does, seeds a project, then samples the server and its
+workers with py-spy (the ``bench`` extra) while wrk drives GET record, PUT and
+GET project (``--scenarios`` picks some). Prints the functions holding most
+samples (inclusive and leaf) and keeps the raw stacks for flame graphs. Time a
+thread spends waiting (a lock, fsync, the database) is sampled too (``--idle``):
+the leaf then names what it waited for.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--backend", default="sqlite", choices=stores.BACKENDS)
+    parser.add_argument("--scenarios", default="get-record,put-record,get-project",
+                        help="comma-separated, of get-record,put-record,get-project")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "profile")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         body_file = workdir / "record.json"
         body_file.write_text(template(WRITE_PROJECT))
-        with stores.fresh_store("sqlite", workdir) as settings:
+        with stores.fresh_store(args.backend, workdir) as settings:
             port = free_port()
             ini = write_ini(workdir / "app.ini", {
                 "use": "egg:pyramid_sumatra", **settings,
@@ -86,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                     ("get-project", f"/{PROJECT}/", "get.lua", 1,
                      {"BENCH_ACCEPT": PROJECT_ACCEPT}),
                 ]
+                wanted = set(args.scenarios.split(","))
                 for name, path, script, concurrency, env in scenarios:
-                    raw = args.out / f"{name}.txt"
+                    if name not in wanted:
+                        continue
+                    raw = args.out / f"{args.backend}-{name}.txt"
                     spy = subprocess.Popen(
                         [py_spy, "record", "-p", str(server.process.pid), "-r", "250",
+                         "--subprocesses", "--idle",
                          "-d", str(int(args.seconds) + 1), "-f", "raw", "-o", str(raw)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     cpu = server.cpu_seconds()

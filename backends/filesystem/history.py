@@ -9,8 +9,9 @@ Layout (beside ``projects/``, so that dropping a project's directory leaves them
 
 ``<stamp>`` is the deletion time ``YYYYMMDDTHHMMSS.ffffff``. Like tokens.json, a
 transaction stages *operations* and the commit re-applies them to the files as they
-are then, under the ``history`` lock: two writers appending to one record's history
-both land.
+are then, under the project's history lock (:func:`lock_keys`): two writers
+appending to one record's history both land, and writers to different projects do
+not wait for each other.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from pyramid_sumatra.storage.types import HistoryEntry, TrashItem
 from .files import dumps_readable, read_json
 from .paths import check_name
 
-LOCK = "history"
 PROJECT_FILE = ".project"
 
 #: ("add", HistoryEntry, keep) | ("forget", project, label | None)
 #: | ("trash", TrashItem) | ("untrash", project, label, deleted_at)
 Op = tuple
+
+
+def lock_keys(ops: list[Op]) -> set[str]:
+    """The locks a commit of ``ops`` takes: one per project whose history or trash it
+    changes (a project's files are all under ``history/<p>/`` and ``trash/<p>/``)."""
+    projects = {op[1].project_id if op[0] in ("add", "trash") else op[1] for op in ops}
+    return {f"history-{check_name(p)}" for p in projects}
 
 
 def _stamp(deleted_at: str) -> str:

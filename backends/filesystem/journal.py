@@ -43,7 +43,7 @@ class LockSet:
         try:
             for key in self.keys:
                 lock = FileLock(self.layout.lock_file(key), timeout=self.timeout,
-                                poll_interval=0.005)
+                                poll_interval=0.001)
                 try:
                     lock.acquire()
                 except Timeout:

@@ -86,6 +86,7 @@ class FilesystemDataManager:
         self._temp: Path | None = None
         self._ops: list[journal.Op] = []
         self._indexes: dict[str, IndexState] = {}  # project -> its index after this commit
+        self._texts: dict[tuple[str, str], str] = {}  # (project, label) -> record file text
 
     # -- staging ----------------------------------------------------------------
 
@@ -129,6 +130,11 @@ class FilesystemDataManager:
         if not self._has_writes():
             return
         keys = self._lock_keys()
+        # Encoded before the locks: a record's text depends on the record alone, and
+        # every other writer of the project waits while the locks are held.
+        self._texts = {(pid, label): codec.record_text(record)
+                       for pid, st in self.projects.items()
+                       for label, record in st.records.items() if record is not None}
         while True:
             self._locks = journal.LockSet(self.layout, keys)
             self._locks.acquire()
@@ -209,6 +215,7 @@ class FilesystemDataManager:
         self.seen.clear()
         self._ops = []
         self._indexes = {}
+        self._texts = {}
         self.joined = False
 
     # -- planning the commit (under the locks) -------------------------------------
@@ -222,8 +229,7 @@ class FilesystemDataManager:
             keys.append(Layout.USERS_LOCK)
         if self.token_ops:
             keys.append(token_file.LOCK)
-        if self.history_ops:
-            keys.append(history_file.LOCK)
+        keys.extend(history_file.lock_keys(self.history_ops))
         return keys
 
     def _plan(self) -> list[journal.Op]:
@@ -275,7 +281,7 @@ class FilesystemDataManager:
                     deletes.append({"op": "delete", "path": path})
                     removed.append(label)
             else:
-                ops.append({"op": "write", "path": path, "text": codec.record_text(record)})
+                ops.append({"op": "write", "path": path, "text": self._texts[project_id, label]})
                 changed[label] = codec.index_entry(record)
         after = current.updated({label: codec.compact_entry(entry)
                                  for label, entry in changed.items()}, removed)
