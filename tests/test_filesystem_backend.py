@@ -547,3 +547,41 @@ def test_sqlalchemy_check_repairs_counts_and_orphans(tmp_path):
     with transaction.manager:
         assert store.get_project("P").record_count == 1 and store.get_grants("P") == {}
     store.dispose()
+
+
+def test_check_moves_unreadable_history_and_trash_files_aside(fs, root):
+    from pyramid_sumatra.storage.types import HistoryEntry, TrashItem
+
+    put(fs, rec("r1"), rec("r2"))
+    with transaction.manager:
+        for label in ("r1", "r2"):
+            fs.add_history(HistoryEntry(project_id="P", label=label,
+                                        at="2024-01-01 10:00:00.000000", id=label,
+                                        action="create", user="alice"))
+        fs.put_trash(TrashItem(project_id="P", label="r3",
+                               deleted_at="2024-01-02 10:00:00.000000", body="{}"))
+        fs.put_trash(TrashItem(project_id="P", label="r4",
+                               deleted_at="2024-01-02 11:00:00.000000", body="{}"))
+    assert check(fs)["problems"] == []
+    (root / "history/P/r2.json").write_text('[{"at": "2024-01-01", "bogus": 1}]')
+    trash_file = next((root / "trash/P").glob("r4@*.json"))
+    trash_file.write_text('{"torn": ')
+
+    from pyramid_sumatra.storage.types import StorageUnavailable
+
+    with transaction.manager, pytest.raises(StorageUnavailable, match="r2.json.*check"):
+        fs.list_history("P", "r2", limit=10)  # a 503 naming the file, never a 500
+    with transaction.manager, pytest.raises(StorageUnavailable, match="check"):
+        fs.list_trash("P")
+    report = check(fs)
+    assert len(report["problems"]) == 2, report
+    assert any("unreadable history file r2.json" in p for p in report["problems"])
+    assert any(f"unreadable trash file {trash_file.name}" in p for p in report["problems"])
+    assert check(fs, repair=True)["unrepaired"] == []
+    assert check(fs)["problems"] == []
+    assert [p.name.split(".json")[0] for p in (root / "lost+found/P/history").iterdir()] \
+        == ["r2"]
+    assert len(list((root / "lost+found/P/trash").iterdir())) == 1
+    with transaction.manager:  # what was readable is all still there
+        assert [e.label for e in fs.list_history("P", "r1", limit=10)] == ["r1"]
+        assert [t.label for t in fs.list_trash("P")] == ["r3"]

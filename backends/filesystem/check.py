@@ -5,8 +5,8 @@ disagrees with them, or whose log ends in a torn line or belongs to another base
 is rebuilt from them, and so is a project's record count. Temp files and set-aside
 directories left by dead processes are removed, interrupted commits finished,
 grants to users that no longer exist dropped, unreadable record files moved to
-``lost+found/``. Everything runs under every lock, so it is safe beside
-running servers.
+``lost+found/``, and so are unreadable history and trash files. Everything runs
+under every lock, so it is safe beside running servers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pyramid_sumatra.records import utcnow
 from pyramid_sumatra.storage.types import ANONYMOUS, ProjectInfo
 
 from . import codec, indexlog, journal
+from . import history as history_file
 from . import tokens as token_file
 from .codec import CorruptFile
 from .disk import Disk
@@ -72,8 +73,8 @@ class _Report:
         return self.repair and fixable
 
 
-def _lost_and_found(layout: Layout, path: Path, project_id: str) -> None:
-    target = layout.root / "lost+found" / project_id
+def _lost_and_found(layout: Layout, path: Path, project_id: str, kind: str = "") -> None:
+    target = layout.root / "lost+found" / project_id / kind
     target.mkdir(parents=True, exist_ok=True)
     os.replace(path, target / f"{path.name}.{utcnow().replace(' ', 'T')}")
 
@@ -148,6 +149,35 @@ def _check_project(layout: Layout, disk: Disk, project_id: str, users: set[str] 
         atomic_write(layout.project_file(project_id), dumps_readable(doc))
 
 
+def _history_projects(history: history_file.HistoryFiles) -> list[str]:
+    """Projects with history or trash files (a deleted project keeps both)."""
+    return sorted({name for directory in (history.history, history.trash) if directory.is_dir()
+                   for name in os.listdir(directory)
+                   if name_problem(name) is None and (directory / name).is_dir()})
+
+
+def _check_history(layout: Layout, history: history_file.HistoryFiles, project_id: str,
+                   report: _Report) -> None:
+    """Every history and trash file of a project parses as what it holds; one that does
+    not is moved to ``lost+found/<project>/history`` (or ``trash``)."""
+    def readable_history(path: Path) -> None:
+        label = "" if path.stem == history_file.PROJECT_FILE else path.stem
+        history_file.history_entries(path, project_id, label)
+
+    for kind, directory, readable in (("history", history.history, readable_history),
+                                      ("trash", history.trash, history_file.trash_item)):
+        folder = directory / project_id
+        for name in sorted(os.listdir(folder)) if folder.is_dir() else []:
+            path = folder / name
+            if is_temp(path) or not name.endswith(".json"):
+                continue
+            try:
+                readable(path)
+            except CorruptFile as exc:
+                if report.problem(f"project {project_id!r}: {exc}"):
+                    _lost_and_found(layout, path, project_id, kind)
+
+
 def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
     """Check (and with ``repair`` fix) the whole store; see the module docstring."""
     report = _Report(repair)
@@ -161,7 +191,10 @@ def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
     project_dirs = sorted(n for n in os.listdir(layout.projects)
                           if name_problem(n) is None and (layout.projects / n).is_dir()) \
         if layout.projects.is_dir() else []
+    history = history_file.HistoryFiles(layout.root)
+    history_projects = _history_projects(history)
     keys = [Layout.USERS_LOCK, token_file.LOCK] + [Layout.project_lock(p) for p in project_dirs]
+    keys += history_file.lock_keys([("forget", p, None) for p in history_projects])
     with journal.locked(layout, keys):
         for path in journal.pending(layout, keys):
             if report.problem(f"interrupted commit {path.name}"):
@@ -177,5 +210,7 @@ def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
             users = None  # then grants cannot be judged
         for project_id in project_dirs:
             _check_project(layout, disk, project_id, users, report)
+        for project_id in history_projects:
+            _check_history(layout, history, project_id, report)
     return {"backend": "filesystem", "problems": report.problems,
             "unrepaired": report.unrepaired}

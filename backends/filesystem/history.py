@@ -23,6 +23,7 @@ from typing import Any
 
 from pyramid_sumatra.storage.types import HistoryEntry, TrashItem
 
+from .codec import CorruptFile
 from .files import dumps_readable, read_json
 from .paths import check_name
 
@@ -68,8 +69,7 @@ class HistoryFiles:
     # -- committed state ---------------------------------------------------------
 
     def read_history(self, project_id: str, label: str) -> list[HistoryEntry]:
-        doc = read_json(self.history_file(project_id, label)) or []
-        return [HistoryEntry(project_id=project_id, label=label, **e) for e in doc]
+        return history_entries(self.history_file(project_id, label), project_id, label)
 
     def history_labels(self, project_id: str) -> list[str]:
         directory = self.history / check_name(project_id)
@@ -88,11 +88,9 @@ class HistoryFiles:
             for name in os.listdir(directory):
                 if not name.endswith(".json") or "@" not in name or name.endswith(".tmp"):
                     continue
-                doc = read_json(directory / name)
-                if doc is None:
-                    continue
-                item = TrashItem(**doc)
-                items[(item.project_id, item.label, item.deleted_at)] = item
+                item = trash_item(directory / name)
+                if item is not None:
+                    items[(item.project_id, item.label, item.deleted_at)] = item
         return items
 
     # -- the staged view ---------------------------------------------------------
@@ -141,6 +139,26 @@ class HistoryFiles:
                 journal.append({"op": "delete", "path": self.relative(
                     self.trash_file(op[1], op[2], op[3]))})
         return journal
+
+
+def history_entries(path: Path, project_id: str, label: str) -> list[HistoryEntry]:
+    """A history file's entries (none if it does not exist); CorruptFile if unreadable."""
+    try:
+        return [HistoryEntry(project_id=project_id, label=label, **e)
+                for e in read_json(path) or []]
+    except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or not entries
+        raise CorruptFile(f"unreadable history file {path.name} of {project_id!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def trash_item(path: Path) -> TrashItem | None:
+    """A trash file's item (None if it does not exist); CorruptFile if unreadable."""
+    try:
+        doc = read_json(path)
+        return None if doc is None else TrashItem(**doc)
+    except (ValueError, TypeError) as exc:
+        raise CorruptFile(f"unreadable trash file {path.name} of {path.parent.name!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def _entry_doc(entry: HistoryEntry) -> dict[str, Any]:
