@@ -55,8 +55,9 @@ def put(store: Storage, *records, create: bool = True) -> None:
 
 
 def files_under(root: Path) -> set[str]:
+    """The store's files but lock files and applied journals (kept until a checkpoint)."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-            and ".locks" not in p.parts}
+            and ".locks" not in p.parts and not p.name.endswith(journal.APPLIED)}
 
 
 def index_of(root: Path, project: str = "P") -> dict:
@@ -429,11 +430,11 @@ def _die_half_way_through_a_commit(root: str) -> None:
     store = open_store(Path(root))
     real_write, writes = files.atomic_write, []
 
-    def write_then_die(target, text):
+    def write_then_die(target, text, *durable):
         if writes:  # the record file is written; the index never will be
             os._exit(3)
         writes.append(target)
-        real_write(target, text)
+        real_write(target, text, *durable)
 
     journal.atomic_write = write_then_die
     indexlog.append = lambda *args: os._exit(3)
@@ -585,3 +586,90 @@ def test_check_moves_unreadable_history_and_trash_files_aside(fs, root):
     with transaction.manager:  # what was readable is all still there
         assert [e.label for e in fs.list_history("P", "r1", limit=10)] == ["r1"]
         assert [t.label for t in fs.list_trash("P")] == ["r3"]
+
+
+# -- durability: the journal is the durable copy until a checkpoint ------------------
+
+
+def test_a_commit_fsyncs_its_journal_alone(fs, root, monkeypatch):
+    put(fs, rec("r0"))  # the project's index log exists
+    journal.checkpoint(Layout(root), at_least=1)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(
+        f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
+    put(fs, rec("r1", tags=["t"]))
+    journal_dir = str(root / ".journal")
+    assert len(synced) == 2, synced  # the journal, then the directory naming it
+    assert synced[0].startswith(journal_dir + "/.") and synced[1] == journal_dir
+    assert len(journal.applied(Layout(root))) == 1  # kept until a checkpoint
+
+
+def test_a_checkpoint_writes_back_and_drops_the_applied_journals(fs, root, monkeypatch):
+    from pyramid_sumatra_backends.filesystem import files
+
+    monkeypatch.setattr(journal, "CHECKPOINT_EVERY", 4)
+    calls = []
+    real = files.sync_filesystem
+    monkeypatch.setattr(journal, "sync_filesystem", lambda p: (calls.append(p), real(p)))
+    journal.checkpoint(Layout(root), at_least=1)  # the project's creation
+    calls.clear()
+    for i in range(3):
+        put(fs, rec(f"r{i}"))
+    assert len(journal.applied(Layout(root))) == 3 and calls == []
+    put(fs, rec("r3"))
+    assert journal.applied(Layout(root)) == [] and calls == [root]
+    put(fs, rec("r4"))
+    fs.dispose()  # a clean stop leaves no journal
+    assert journal.applied(Layout(root)) == [] and len(calls) == 2
+
+
+def _lose_what_was_not_synced(root: Path, before: dict[str, bytes]) -> None:
+    """A power loss: every file the kept journals wrote is back as it was (or empty)."""
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or rel.startswith((".journal", ".locks")):
+            continue
+        if rel not in before:
+            path.write_bytes(b"")  # a new file whose data never reached the disk
+        elif path.read_bytes() != before[rel]:
+            path.write_bytes(before[rel])
+
+
+def test_after_a_power_loss_start_up_replays_the_kept_journals_in_order(fs, root,
+                                                                       monkeypatch):
+    from pyramid_sumatra.storage.types import HistoryEntry
+
+    put(fs, rec("r0", tags=["old"]))
+    journal.checkpoint(Layout(root), at_least=1)  # on disk: the state before
+    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+              if p.is_file()}
+    put(fs, rec("r1", tags=["a"]))
+    put(fs, rec("r0", tags=["v2"]), create=False)
+    put(fs, rec("r0", tags=["v3"]), rec("r2"), create=False)
+    with transaction.manager:
+        fs.add_history(HistoryEntry(project_id="P", label="r1", at="2024-01-01 10:00:00.0",
+                                    id="h1", action="create"))
+    assert len(journal.applied(Layout(root))) == 4
+    _lose_what_was_not_synced(root, before)
+    monkeypatch.setattr(journal, "BOOT", "0123456789abcdef")  # the machine restarted
+
+    store = open_store(root)
+    assert journal.applied(Layout(root)) == [] and journal.pending(Layout(root)) == []
+    with transaction.manager:
+        assert store.get_record("P", "r0").tags == ["v3"]  # the last of three, not the first
+        assert store.query_records("P").total == 3
+        assert store.get_project("P").record_count == 3
+        assert [e.id for e in store.list_history("P", "r1", limit=5)] == ["h1"]
+    assert check(store)["problems"] == []
+
+
+def test_a_restart_on_the_same_boot_replays_nothing(fs, root, monkeypatch):
+    journal.checkpoint(Layout(root), at_least=1)
+    put(fs, rec("r1"), rec("r2"))
+    replays = []
+    monkeypatch.setattr(journal, "apply", lambda *a, **k: replays.append(a))
+    store = open_store(root)
+    assert replays == [] and len(journal.applied(Layout(root))) == 1
+    with transaction.manager:
+        assert store.query_records("P").total == 2

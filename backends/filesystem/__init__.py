@@ -205,6 +205,10 @@ class FilesystemBackend:
     @hookimpl
     def sumatra_dispose_storage(self) -> bool:
         self.disk = Disk(self.layout)  # forget cached indexes
+        try:  # a clean stop leaves everything on disk, no journal to replay
+            journal.checkpoint(self.layout, at_least=1)
+        except OSError:
+            log.warning("checkpoint of %s failed", self.layout.journal, exc_info=True)
         return True
 
     @hookimpl

@@ -59,29 +59,54 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_temp(target: Path, text: str) -> Path:
-    """Write ``text`` to a fsync'd temp file beside ``target``; return its path."""
+def write_temp(target: Path, text: str, durable: bool = True) -> Path:
+    """Write ``text`` to a temp file beside ``target`` (fsync'd if ``durable``); its path."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half a file behind
         raise
     return tmp
 
 
-def atomic_write(target: Path, text: str) -> None:
-    """Replace ``target`` with ``text``: readers see the old or the new file, never a part."""
-    tmp = write_temp(target, text)
+def atomic_write(target: Path, text: str, durable: bool = True) -> None:
+    """Replace ``target`` with ``text``: readers see the old or the new file, never a part.
+    Not ``durable``: the data is not fsync'd (a journal that holds it must be kept)."""
+    tmp = write_temp(target, text, durable)
     try:
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sync_filesystem(path: Path) -> None:
+    """Write back everything cached for the filesystem holding ``path`` (Linux's
+    syncfs(2), one call for many files; os.sync() where it is missing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def storage_error(exc: OSError) -> StorageUnavailable:

@@ -175,11 +175,13 @@ def write_base(layout: Layout, project_id: str, entries: dict) -> None:
         fsync_dir(layout.project_dir(project_id))
 
 
-def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: list[str]) -> None:
-    """Record one commit's change to the index (under the project lock).
+def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: list[str],
+           durable: bool = True) -> None:
+    """Record one commit's change to the index (under the project lock); the line is
+    fsync'd if ``durable``.
 
     Idempotent, as the journal needs: a commit appended twice sets and removes the
-    same entries twice.
+    same entries twice (and commits replayed in their order end as they did).
     """
     base_path = layout.index_file(project_id)
     try:
@@ -210,11 +212,12 @@ def append(layout: Layout, project_id: str, changed: dict[str, dict], removed: l
                 _cut_torn_tail(f, len(header))
                 f.seek(0, os.SEEK_END)
                 f.write(line.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
                 return
     # The first commit since the base (or the log is a dead compaction's): a new log.
-    atomic_write(path, codec.log_header(serial) + line)
+    atomic_write(path, codec.log_header(serial) + line, durable)
 
 
 def _cut_torn_tail(f, start: int) -> None:

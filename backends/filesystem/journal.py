@@ -1,18 +1,34 @@
-"""The redo journal that makes a commit touching several files atomic.
+"""The redo journal that makes a commit touching several files atomic and durable.
 
 At vote time a transaction writes (to a temp file) the list of file
 operations it will perform; renaming that file into ``.journal/`` is the
-commit point. The operations are then applied and the journal removed, all
-while the transaction holds the locks of every project it touches. If the
-process dies in between, whoever finds the journal later (start-up, the next
-commit, ``check --repair``) takes the same locks and applies it again: every
-operation is idempotent.
+commit point. The operations are then applied, all while the transaction
+holds the locks of every project it touches. If the process dies in between,
+whoever finds the journal later (start-up, the next commit, ``check --repair``)
+takes the same locks and applies it again: every operation is idempotent.
+
+The journal is the only file a commit fsyncs (it, and ``.journal/`` for its
+name): the files it then writes are left to the kernel, and the journal is kept,
+renamed ``<seq>.<boot>.<txid>.applied`` in the same directory, as their durable
+copy. Every :data:`CHECKPOINT_EVERY` commits, a checkpoint writes the whole
+filesystem back (syncfs) and drops the applied journals it saw. After a power
+loss the files may hold old data or none; the start-up that finds applied
+journals of another boot applies them all again in commit order (``seq``,
+taken under the locks), then the unapplied ones, then checkpoints. A commit
+went from ten fsyncs to two.
+
+Why renaming in place is safe: the next commit of any project fsyncs
+``.journal/`` before it applies anything, which makes the rename durable too, so
+after a crash a journal is either still pending (and nothing later shares its
+locks) or applied and ordered; the applied ones that survive a checkpoint are
+always the newest.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +39,35 @@ from filelock import FileLock, Timeout
 from pyramid_sumatra.storage.types import StorageConflict
 
 from . import codec, indexlog
-from .files import atomic_write, fsync_dir, read_json, remove, remove_tree, write_temp
+from .files import (
+    atomic_write,
+    fsync_dir,
+    read_json,
+    remove,
+    remove_tree,
+    sync_filesystem,
+    write_temp,
+)
 from .paths import Layout
 
 LOCK_TIMEOUT = 30.0
+
+#: Applied journals kept before a checkpoint (see the module docstring): the cost of one
+#: syncfs spread over this many commits, and at most this many replayed after a reboot.
+CHECKPOINT_EVERY = 128
+APPLIED = ".applied"
+
+
+def _boot_id() -> str:
+    """This boot of the machine: applied journals of another boot may not be on disk."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip().replace("-", "")[:16] or "unknown"
+    except OSError:
+        return "unknown"  # no way to tell: start-up always replays
+
+
+BOOT = _boot_id()
 
 Op = dict[str, Any]
 
@@ -68,6 +109,28 @@ def locked(layout: Layout, keys: list[str]) -> Iterator[None]:
         locks.release()
 
 
+def applied(layout: Layout) -> list[Path]:
+    """Applied journals not yet checkpointed, oldest commit first."""
+    try:
+        names = os.listdir(layout.journal)
+    except FileNotFoundError:
+        return []
+    return [layout.journal / n for n in sorted(n for n in names if n.endswith(APPLIED))]
+
+
+def _boot_of(path: Path) -> str:
+    return path.name.split(".")[1]
+
+
+def _mark_applied(layout: Layout, path: Path) -> None:
+    """Keep a journal whose operations are applied, named by its place in commit order:
+    after the last applied one (under the locks of the journals it shares files with)."""
+    done = applied(layout)
+    last = int(done[-1].name.split(".")[0]) if done else 0
+    seq = max(time.time_ns(), last + 1)  # a clock set back does not reorder
+    os.replace(path, layout.journal / f"{seq:020d}.{BOOT}.{path.stem}{APPLIED}")
+
+
 def pending(layout: Layout, keys: list[str] | None = None) -> list[Path]:
     """Committed journals not yet fully applied; only those locking one of ``keys`` if given."""
     try:
@@ -100,8 +163,9 @@ def commit(layout: Layout, temp: Path, txid: str) -> Path:
     return path
 
 
-def apply(layout: Layout, ops: list[Op]) -> None:
-    """Perform ``ops`` (idempotently) and make them durable."""
+def apply(layout: Layout, ops: list[Op], durable: bool = True) -> None:
+    """Perform ``ops`` (idempotently); ``durable``: fsync what they wrote, and the
+    directories they changed."""
     dirs: set[Path] = set()
 
     def touched(target: Path) -> None:
@@ -119,7 +183,7 @@ def apply(layout: Layout, ops: list[Op]) -> None:
         elif kind == "write":
             target = layout.absolute(op["path"])
             touched(target)
-            atomic_write(target, op["text"])
+            atomic_write(target, op["text"], durable)
         elif kind == "delete":
             target = layout.absolute(op["path"])
             remove(target)
@@ -131,18 +195,33 @@ def apply(layout: Layout, ops: list[Op]) -> None:
                 indexlog.write_base(layout, op["project"], {
                     label: codec.compact_entry(entry) for label, entry in op["set"].items()})
             else:
-                indexlog.append(layout, op["project"], op["set"], op["remove"])
+                indexlog.append(layout, op["project"], op["set"], op["remove"], durable)
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
+    if not durable:
+        return
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
         if directory.exists():
             fsync_dir(directory)
 
 
 def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
-    apply(layout, ops)
-    remove(path)
+    """Apply a committed journal's ``ops`` and keep it, applied, until a checkpoint."""
+    apply(layout, ops, durable=False)
+    _mark_applied(layout, path)
+
+
+def checkpoint(layout: Layout, at_least: int | None = None) -> int:
+    """Once ``at_least`` journals (default :data:`CHECKPOINT_EVERY`) are applied: write
+    the filesystem back, then drop them (all they wrote is on disk); how many."""
+    done = applied(layout)
+    if not done or len(done) < (CHECKPOINT_EVERY if at_least is None else at_least):
+        return 0
+    sync_filesystem(layout.root)  # what they wrote was cached before they were listed
+    for path in done:
+        remove(path)
     fsync_dir(layout.journal)
+    return len(done)
 
 
 def recover(layout: Layout, path: Path) -> bool:
@@ -157,5 +236,43 @@ def recover(layout: Layout, path: Path) -> bool:
     return True
 
 
+def _after_reboot(journals: list[Path]) -> bool:
+    return any(_boot_of(p) != BOOT or BOOT == "unknown" for p in journals)
+
+
+def _locks_of(paths: list[Path]) -> set[str]:
+    keys: set[str] = set()
+    for path in paths:
+        doc = read_json(path)
+        if doc is not None:
+            keys.update(doc["locks"])
+    return keys
+
+
+def replay_after_reboot(layout: Layout) -> int:
+    """Apply every kept journal again, in commit order, if any is of another boot (what
+    it wrote may not have reached the disk), then checkpoint; how many were replayed."""
+    while _after_reboot(applied(layout)):
+        keys = _locks_of(applied(layout) + pending(layout))
+        with locked(layout, sorted(keys)):
+            done, waiting = applied(layout), pending(layout)
+            if not _after_reboot(done):
+                return 0  # another process was first
+            if _locks_of(done + waiting) - keys:
+                continue  # a newer journal needs more locks: take them all, then replay
+            for path in done:
+                doc = read_json(path)
+                if doc is not None:
+                    apply(layout, doc["ops"], durable=False)
+            for path in waiting:  # their writers are gone too: they come last
+                doc = read_json(path)
+                if doc is not None:
+                    finish(layout, path, doc["ops"])
+            checkpoint(layout, at_least=1)
+            return len(done)
+    return 0
+
+
 def recover_all(layout: Layout) -> int:
-    return sum(recover(layout, path) for path in pending(layout))
+    replayed = replay_after_reboot(layout)
+    return replayed + sum(recover(layout, path) for path in pending(layout))

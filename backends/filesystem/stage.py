@@ -185,6 +185,10 @@ class FilesystemDataManager:
         finally:
             self._release()
             self._reset()
+        try:  # after the locks: other writers go on while the disk catches up
+            journal.checkpoint(self.layout)
+        except OSError:  # the journals stay, and the next commit tries again
+            log.warning("checkpoint of %s failed", self.layout.journal, exc_info=True)
 
     def _compact(self, project_id: str, state: IndexState) -> None:
         """Fold a project's index log into a new base once it is large (still under the
