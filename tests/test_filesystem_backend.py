@@ -673,3 +673,51 @@ def test_a_restart_on_the_same_boot_replays_nothing(fs, root, monkeypatch):
     assert replays == [] and len(journal.applied(Layout(root))) == 1
     with transaction.manager:
         assert store.query_records("P").total == 2
+
+
+def _hold_lock(root: str, ready, stop) -> None:
+    locks = journal.LockSet(Layout(root), ["project-P"])
+    locks.acquire()
+    ready.set()
+    stop.wait(30)
+    os._exit(0)  # dies holding it: the kernel drops the flock
+
+
+def test_a_lock_held_by_another_process_times_out_then_frees_when_it_dies(fs, root):
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_lock, args=(str(root), ready, stop))
+    child.start()
+    assert ready.wait(30)
+    with pytest.raises(StorageConflict, match="timed out waiting for the lock 'project-P'"):
+        journal.LockSet(Layout(root), ["project-P"], timeout=0.2).acquire()
+    other = journal.LockSet(Layout(root), ["project-Q"], timeout=0.2)
+    other.acquire()  # other keys are free
+    other.release()
+    stop.set()
+    child.join(30)
+    locks = journal.LockSet(Layout(root), ["project-P"], timeout=5)
+    locks.acquire()
+    locks.release()
+    put(fs, rec("r1"))  # and a commit takes it
+
+
+def test_threads_of_a_process_take_a_lock_in_turn(root):
+    layout, inside, overlaps = Layout(root), [], []
+
+    def worker():
+        for _ in range(20):
+            locks = journal.LockSet(layout, ["project-P"])
+            locks.acquire()
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(len(inside))
+            inside.pop()
+            locks.release()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert overlaps == []

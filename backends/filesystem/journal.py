@@ -26,15 +26,15 @@ always the newest.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from pyramid_sumatra.storage.types import StorageConflict
 
@@ -73,30 +73,81 @@ Op = dict[str, Any]
 
 
 class LockSet:
-    """Exclusive file locks on ``keys``, taken in sorted order (so never a deadlock)."""
+    """Exclusive locks on ``keys``, taken in sorted order (so never a deadlock).
+
+    Each is a thread lock (threads of a process queue on it, woken at once) and then an
+    flock of ``.locks/<key>.lock``, tried every :data:`POLL` seconds until the timeout
+    (the kernel drops a dead process's flock). The file is opened for each acquisition
+    and closed at release: a process keeps no descriptor per project. (filelock did the
+    same at ~1 ms of CPU per lock on the development machine.)
+    """
 
     def __init__(self, layout: Layout, keys: list[str], timeout: float = LOCK_TIMEOUT):
         self.layout, self.keys, self.timeout = layout, sorted(set(keys)), timeout
-        self.held: list[FileLock] = []
+        self.held: list[tuple[threading.Lock, int]] = []
 
     def acquire(self) -> None:
         self.layout.locks.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.timeout
         try:
             for key in self.keys:
-                lock = FileLock(self.layout.lock_file(key), timeout=self.timeout,
-                                poll_interval=0.001)
-                try:
-                    lock.acquire()
-                except Timeout:
-                    raise StorageConflict(f"timed out waiting for the lock {key!r}") from None
-                self.held.append(lock)
+                self._acquire(key, str(self.layout.lock_file(key)), deadline)
         except BaseException:
             self.release()
             raise
 
+    def _acquire(self, key: str, path: str, deadline: float) -> None:
+        in_process = _thread_lock(path)
+        if not in_process.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise StorageConflict(f"timed out waiting for the lock {key!r}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except BaseException:
+            in_process.release()
+            raise
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StorageConflict(
+                            f"timed out waiting for the lock {key!r}") from None
+                    time.sleep(POLL)
+        except BaseException:
+            os.close(fd)
+            in_process.release()
+            raise
+        self.held.append((in_process, fd))
+
     def release(self) -> None:
         while self.held:
-            self.held.pop().release()
+            in_process, fd = self.held.pop()
+            os.close(fd)  # drops the flock
+            in_process.release()
+
+
+#: Seconds between tries of a lock another process holds.
+POLL = 0.001
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(path: str) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(path, threading.Lock())
+
+
+def _forget_thread_locks() -> None:
+    # A child forked while a thread held one would wait for it for ever.
+    global _thread_locks_guard
+    _thread_locks.clear()
+    _thread_locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_thread_locks)
 
 
 @contextmanager
@@ -109,13 +160,17 @@ def locked(layout: Layout, keys: list[str]) -> Iterator[None]:
         locks.release()
 
 
-def applied(layout: Layout) -> list[Path]:
-    """Applied journals not yet checkpointed, oldest commit first."""
+def _applied_names(layout: Layout) -> list[str]:
     try:
         names = os.listdir(layout.journal)
     except FileNotFoundError:
         return []
-    return [layout.journal / n for n in sorted(n for n in names if n.endswith(APPLIED))]
+    return sorted(n for n in names if n.endswith(APPLIED))  # seq is zero-padded
+
+
+def applied(layout: Layout) -> list[Path]:
+    """Applied journals not yet checkpointed, oldest commit first."""
+    return [layout.journal / n for n in _applied_names(layout)]
 
 
 def _boot_of(path: Path) -> str:
@@ -125,8 +180,8 @@ def _boot_of(path: Path) -> str:
 def _mark_applied(layout: Layout, path: Path) -> None:
     """Keep a journal whose operations are applied, named by its place in commit order:
     after the last applied one (under the locks of the journals it shares files with)."""
-    done = applied(layout)
-    last = int(done[-1].name.split(".")[0]) if done else 0
+    done = _applied_names(layout)
+    last = int(done[-1].split(".")[0]) if done else 0
     seq = max(time.time_ns(), last + 1)  # a clock set back does not reorder
     os.replace(path, layout.journal / f"{seq:020d}.{BOOT}.{path.stem}{APPLIED}")
 
@@ -214,9 +269,10 @@ def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
 def checkpoint(layout: Layout, at_least: int | None = None) -> int:
     """Once ``at_least`` journals (default :data:`CHECKPOINT_EVERY`) are applied: write
     the filesystem back, then drop them (all they wrote is on disk); how many."""
-    done = applied(layout)
-    if not done or len(done) < (CHECKPOINT_EVERY if at_least is None else at_least):
+    names = _applied_names(layout)
+    if not names or len(names) < (CHECKPOINT_EVERY if at_least is None else at_least):
         return 0
+    done = [layout.journal / n for n in names]
     sync_filesystem(layout.root)  # what they wrote was cached before they were listed
     for path in done:
         remove(path)
