@@ -721,3 +721,29 @@ def test_threads_of_a_process_take_a_lock_in_turn(root):
     for t in threads:
         t.join(30)
     assert overlaps == []
+
+
+def test_readable_json_is_written_the_same_by_either_encoder():
+    from pyramid_sumatra_backends.filesystem.files import dumps_readable
+
+    doc = {"label": "r1", "naïve": "✓ \"q\" \\ \n\t\u0001", "n": [1, 2.5, -0.1, 10**18, True,
+           None], "empty": {}, "none": [], "nested": {"a": {"b": [{"c": 1}]}}}
+    slow = dumps_readable(doc)
+    assert dumps_readable(doc, finite=True) == slow == \
+        json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    tricky = {"tiny": 1e-7, "huge": 1e300, "big": 2**70, "surrogate": "\udce9"}
+    assert json.loads(dumps_readable(tricky, finite=True)) == json.loads(
+        dumps_readable(tricky))  # orjson refuses 2**70 and the surrogate: json writes them
+
+
+def test_a_record_with_a_nan_duration_keeps_it(fs):
+    import math
+
+    record = rec("r1")
+    record.body = '{"label": "r1", "timestamp": "2024-01-01 10:00:00", "duration": NaN}'
+    record.duration = math.nan
+    put(fs, record)
+    fs.dispose()
+    with transaction.manager:
+        stored = fs.get_record("P", "r1")
+        assert stored.body == record.body and math.isnan(stored.duration)

@@ -11,6 +11,7 @@ text is kept in ``body`` instead.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from typing import Any, BinaryIO
@@ -53,7 +54,11 @@ def record_text(record: StoredRecord) -> str:
         envelope["document"] = doc
     else:
         envelope["body"] = record.body
-    return dumps_readable(envelope)
+    # The document is canonical (allow_nan=False) and the parameters finite; the
+    # index's duration is the one number that may not be.
+    duration = record.duration
+    return dumps_readable(envelope, finite=not isinstance(duration, float)
+                          or math.isfinite(duration))
 
 
 def parse_record(text: str, project_id: str, label: str) -> tuple[StoredRecord, dict]:

@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pyramid_sumatra.storage.types import StorageFull, StorageUnavailable
 
 TEMP_SUFFIX = ".tmp"
@@ -143,5 +145,15 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def dumps_readable(value: Any) -> str:
+def dumps_readable(value: Any, finite: bool = False) -> str:
+    """Indented JSON (the files are read and diffed by people). ``finite``: the caller
+    knows ``value`` holds no NaN or infinity, which orjson would write as null; it is
+    then written by orjson (~20x faster than json's indenting encoder, which is Python),
+    unless orjson cannot (an integer beyond 64 bits, a lone surrogate)."""
+    if finite:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+                                ).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError
+            pass
     return json.dumps(value, ensure_ascii=False, indent=2) + "\n"

@@ -309,7 +309,7 @@ class FilesystemDataManager:
                            record_count=len(after))
         ops.append({"op": "write", "path": self.layout.relative(
             self.layout.project_file(project_id)),
-            "text": dumps_readable(codec.project_doc(info, grants))})
+            "text": dumps_readable(codec.project_doc(info, grants), finite=True)})
         return ops
 
     def _validate_records(self, project_id: str, st: ProjectStage) -> None:
