@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import transaction
@@ -45,7 +46,7 @@ from . import codec, journal
 from .check import check_store, clean_stray_files
 from .codec import CorruptFile
 from .disk import Disk
-from .files import storage_error
+from .files import read_json, storage_error
 from .history import HistoryFiles
 from .paths import Layout, check_name, name_problem
 from .stage import FilesystemDataManager, ProjectStage
@@ -127,7 +128,8 @@ class FilesystemBackend:
         st = dm.projects.get(project_id)
         if st is not None and st.deleted:
             return None, {}
-        base = None if st is not None and st.drop else self.disk.project(project_id)
+        base = None if st is not None and st.drop else self._read_once(
+            f"project:{project_id}", lambda: self.disk.project(project_id))
         if base is None and (st is None or st.create is None):
             return None, {}
         info = codec.to_project(base) if base is not None else dataclasses.replace(st.create)
@@ -144,6 +146,13 @@ class FilesystemBackend:
             if count and (st.records or st.drop):
                 info.record_count = len(self._entries(project_id))
         return info, grants
+
+    def _read_once(self, key: str, read: Callable[[], Any]) -> Any:
+        """A document as this transaction first read it (callers must not change it)."""
+        docs = self._dm().read_docs
+        if key not in docs:
+            docs[key] = read()
+        return docs[key]
 
     def _entries(self, project_id: str) -> dict[str, codec.IndexEntry]:
         """``{label: index entry}`` as this transaction sees it."""
@@ -378,7 +387,7 @@ class FilesystemBackend:
     # -- users ----------------------------------------------------------------
 
     def _users(self) -> dict[str, UserInfo]:
-        users = self.disk.users()
+        users = codec.to_users(self._read_once("users", lambda: read_json(self.layout.users)))
         for name, user in self._dm().users.items():
             if user is None:
                 users.pop(name, None)

@@ -18,6 +18,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import transaction.interfaces
 from zope.interface import implementer
@@ -87,6 +88,9 @@ class FilesystemDataManager:
         self._ops: list[journal.Op] = []
         self._indexes: dict[str, IndexState] = {}  # project -> its index after this commit
         self._texts: dict[tuple[str, str], str] = {}  # (project, label) -> record file text
+        #: Documents this transaction read (project.json, users.json), read once: a PUT
+        #: read project.json five times and users.json three.
+        self.read_docs: dict[str, Any] = {}
 
     # -- staging ----------------------------------------------------------------
 
@@ -220,6 +224,7 @@ class FilesystemDataManager:
         self._ops = []
         self._indexes = {}
         self._texts = {}
+        self.read_docs = {}
         self.joined = False
 
     # -- planning the commit (under the locks) -------------------------------------
