@@ -177,13 +177,14 @@ def _boot_of(path: Path) -> str:
     return path.name.split(".")[1]
 
 
-def _mark_applied(layout: Layout, path: Path) -> None:
+def _mark_applied(layout: Layout, path: Path) -> int:
     """Keep a journal whose operations are applied, named by its place in commit order:
     after the last applied one (under the locks of the journals it shares files with)."""
     done = _applied_names(layout)
     last = int(done[-1].split(".")[0]) if done else 0
     seq = max(time.time_ns(), last + 1)  # a clock set back does not reorder
     os.replace(path, layout.journal / f"{seq:020d}.{BOOT}.{path.stem}{APPLIED}")
+    return len(done) + 1
 
 
 def pending(layout: Layout, keys: list[str] | None = None) -> list[Path]:
@@ -260,10 +261,11 @@ def apply(layout: Layout, ops: list[Op], durable: bool = True) -> None:
             fsync_dir(directory)
 
 
-def finish(layout: Layout, path: Path, ops: list[Op]) -> None:
-    """Apply a committed journal's ``ops`` and keep it, applied, until a checkpoint."""
+def finish(layout: Layout, path: Path, ops: list[Op]) -> int:
+    """Apply a committed journal's ``ops`` and keep it, applied, until a checkpoint;
+    how many applied journals there are now (the caller checkpoints at enough)."""
     apply(layout, ops, durable=False)
-    _mark_applied(layout, path)
+    return _mark_applied(layout, path)
 
 
 def checkpoint(layout: Layout, at_least: int | None = None) -> int:

@@ -175,11 +175,12 @@ class FilesystemDataManager:
         if self._temp is None:
             self._reset()
             return
+        kept = 0
         try:
             path = journal.commit(self.layout, self._temp, self.txid)
             self._temp = None
             try:
-                journal.finish(self.layout, path, self._ops)
+                kept = journal.finish(self.layout, path, self._ops)
             except Exception:  # the journal is committed: recovery will finish the work
                 log.exception("applying journal %s failed; it will be applied again", path)
             else:
@@ -190,7 +191,8 @@ class FilesystemDataManager:
             self._release()
             self._reset()
         try:  # after the locks: other writers go on while the disk catches up
-            journal.checkpoint(self.layout)
+            if kept >= journal.CHECKPOINT_EVERY:
+                journal.checkpoint(self.layout)
         except OSError:  # the journals stay, and the next commit tries again
             log.warning("checkpoint of %s failed", self.layout.journal, exc_info=True)
 
