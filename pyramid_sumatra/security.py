@@ -14,6 +14,7 @@ from pyramid.security import Denied
 
 from .auth.external import group_principal
 from .auth.groups import after_login, current_groups
+from .auth.oidc import token_groups_max_age
 from .auth.sessiongroups import remember_groups, session_groups
 from .permissions import SERVER_ADMIN, user_principal
 from .resources import Project
@@ -110,8 +111,9 @@ class SecurityPolicy:
             user = storage.get_user(username)
             if user is None:
                 raise unauthorized("wrong username or token")
-            return Identity(username, user.is_admin, "token", token,
-                            groups=current_groups(storage, user) or ())
+            # An OpenID user's groups: those its last browser login reported, if recent.
+            groups = current_groups(storage, user, token_groups_max_age(request.registry))
+            return Identity(username, user.is_admin, "token", token, groups=groups or ())
         if not authenticate(request, username, password):  # throttled per username
             # A wrong password is 401 even where anonymous could read.
             raise unauthorized("wrong username or password")

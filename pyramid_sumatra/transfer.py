@@ -1,7 +1,8 @@
 """Move everything a store holds to another store, or through a JSON-lines file.
 
 ``copy`` (store → store), ``dump`` (store → file) and ``load`` (file → store) carry
-users (with their password hashes and session generations), personal API tokens (their
+users (with their password hashes, session generations, and for users who log in
+elsewhere their source, profile and kept groups), personal API tokens (their
 hashes: tokens keep working), projects, grants and records (bodies as stored,
 revisions kept, so ETags survive), record and project history, and the trash (deleted
 records and projects), through the storage hooks only: any backend to any
@@ -180,11 +181,20 @@ def export_items(storage: Storage, progress: Progress = lambda n: None) -> Itera
 def import_item(storage: Storage, item: dict) -> None:
     kind = item.get("kind")
     if kind == "user":
+        groups = item.get("groups")  # a tuple (copy), a list (dump); absent: older dumps
+        groups = tuple(groups) if isinstance(groups, list | tuple) else None
         storage.put_user(UserInfo(username=item["username"],
                                   password_hash=item["password_hash"],
                                   is_admin=bool(item.get("is_admin")),
                                   created=item.get("created", ""),
-                                  session_generation=int(item.get("session_generation", 0))))
+                                  session_generation=int(item.get("session_generation", 0)),
+                                  # external users stay external (else their next login
+                                  # finds a local namesake and is refused)
+                                  source=item.get("source", ""),
+                                  display_name=item.get("display_name", ""),
+                                  email=item.get("email", ""),
+                                  groups=groups,
+                                  groups_seen=item.get("groups_seen", "")))
     elif kind == "token":
         if not storage.tokens_available:
             raise TransferError("the destination's backend does not support API tokens")

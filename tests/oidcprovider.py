@@ -1,8 +1,9 @@
 """A real OpenID Connect provider (Node ``oidc-provider`` v9, tests/oidc/provider.mjs) on
 a loopback port, and a scripted browser for its login page.
 
-Accounts: ``carol`` (groups physics-lab), ``dave`` (no groups), ``testuser`` (a name a
-local user has). The provider's development login page takes any password.
+Accounts: ``carol`` (groups physics-lab), ``erin`` (physics-lab too, for tests that
+change her groups: :meth:`OidcProvider.set_groups`), ``dave`` (no groups), ``testuser`` (a
+name a local user has). The provider's development login page takes any password.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ CALLBACK = "http://localhost/_login/oidc/callback"
 ACCOUNTS = {
     "carol": {"preferred_username": "carol", "name": "Carol Curie",
               "email": "carol@example.org", "groups": ["physics-lab"]},
+    "erin": {"preferred_username": "erin", "name": "Erin Euler", "email": "erin@example.org",
+             "groups": ["physics-lab"]},
     "dave": {"preferred_username": "dave", "name": "Dave Dirac", "email": "dave@example.org",
              "groups": []},
     "testuser": {"preferred_username": "testuser", "name": "Impostor", "groups": []},
@@ -50,7 +53,7 @@ class OidcProvider:
         self.key = signing_key(kid)
 
     def start(self) -> None:
-        config = {"port": self.port, "accounts": ACCOUNTS,
+        config = {"port": self.port, "accounts": json.loads(json.dumps(ACCOUNTS)),
                   "jwks": {"keys": [self.key.as_dict(private=True)]},
                   "client": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                              "redirect_uris": self.redirect_uris,
@@ -59,7 +62,8 @@ class OidcProvider:
                              "grant_types": ["authorization_code"],
                              "response_types": ["code"],
                              "token_endpoint_auth_method": "client_secret_basic"}}
-        path = self.root / f"provider-{self.port}.json"
+        self.config = config
+        self.config_path = path = self.root / f"provider-{self.port}.json"
         path.write_text(json.dumps(config))
         self.log = open(self.root / "provider.log", "ab")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen([self.node, str(HERE / "provider.mjs"), str(path)],
@@ -78,6 +82,11 @@ class OidcProvider:
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()
+
+    def set_groups(self, login: str, groups: list[str]) -> None:
+        """The account's groups in its next ID token (the provider reads them per login)."""
+        self.config["accounts"][login] = {**self.config["accounts"][login], "groups": groups}
+        self.config_path.write_text(json.dumps(self.config))
 
     def rotate(self, kid: str) -> None:
         """Restart with a new signing key (the old one is no longer published)."""

@@ -117,6 +117,23 @@ def test_layout_is_readable_json_files(fs, root):
     assert "alice" in json.loads((root / "users.json").read_text())
 
 
+def test_kept_groups_are_optional_keys_of_a_users_json_entry(fs, root):
+    """Entries written before 0.2.0's kept groups read as none kept; only a user an OpenID
+    login kept groups for gains the keys."""
+    with transaction.manager:
+        fs.put_user(UserInfo(username="ada", password_hash="!external", source="ldap"))
+        fs.put_user(UserInfo(username="carol", password_hash="!external", source="oidc",
+                             groups=("physics-lab",), groups_seen="2026-11-30 12:00:00"))
+    doc = json.loads((root / "users.json").read_text())
+    assert "groups" not in doc["ada"] and "groups_seen" not in doc["ada"]
+    assert (doc["carol"]["groups"], doc["carol"]["groups_seen"]) == (
+        ["physics-lab"], "2026-11-30 12:00:00")
+    old = {"password_hash": "!external", "is_admin": False, "created": "2026-01-01",
+           "session_generation": 0, "source": "oidc", "display_name": "", "email": ""}
+    assert codec.to_users({"erin": old})["erin"].groups is None
+    assert codec.to_users({"erin": {**old, "groups": "physics-lab"}})["erin"].groups is None
+
+
 def test_a_body_not_in_canonical_form_comes_back_byte_for_byte(fs):
     record = rec("r1")
     record.body = '{"label": "r1",   "timestamp": "2024-01-01 10:00:00", "x": 1.50}'

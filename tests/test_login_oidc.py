@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import transaction
+import webtest
 from conftest import basic, unique
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -26,8 +29,12 @@ from oidcprovider import (  # noqa: F401 - provider, oidc_app_settings: fixtures
 )
 
 import pyramid_sumatra
+from pyramid_sumatra.auth import sessiongroups
+from pyramid_sumatra.auth.external import SEEN_FORMAT
+from pyramid_sumatra.auth.groups import current_groups
 from pyramid_sumatra.auth.oidc import InvalidIdToken, OidcClient, OidcSettings
 from pyramid_sumatra.auth.settings import ConfigError
+from pyramid_sumatra.storage.types import ProjectInfo, UserInfo
 
 HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
@@ -132,14 +139,19 @@ def test_logout_ends_the_session_here_and_at_the_provider(testapp, provider):  #
     assert "carol" not in testapp.get("/", headers=HTML).html.select_one("header").text
 
 
+def make_token(app, name: str = "laptop") -> str:
+    """A personal API token made on the Tokens page of the logged-in browser ``app``."""
+    page = app.get("/_tokens", headers=HTML).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    res = app.post("/_tokens/create", {"name": name, "scope": "write", "expires": "",
+                                       "projects": "", "csrf_token": csrf}, headers=JSON,
+                   status=201)
+    return res.json["token"]
+
+
 def test_an_api_token_made_after_an_oidc_login(testapp, storage):
     oidc_login(testapp, "carol")
-    page = testapp.get("/_tokens", headers=HTML).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    res = testapp.post("/_tokens/create", {"name": "laptop", "scope": "write", "expires": "",
-                                           "projects": "", "csrf_token": csrf}, headers=JSON,
-                       status=201)
-    secret = res.json["token"]
+    secret = make_token(testapp)
     pid = unique("tok")
     api = type(testapp)(testapp.app)
     api.put_json(f"/{pid}/", {"name": "by token"}, headers=basic("carol", secret), status=201)
@@ -148,8 +160,127 @@ def test_an_api_token_made_after_an_oidc_login(testapp, storage):
     api.get(f"/{pid}/", headers=basic("dave", secret), status=401)  # someone else's
 
 
+# -- the groups an OpenID login reported, kept for the user's API tokens ------------------
+
+
+def set_groups_seen(storage, username: str, seconds_ago: float) -> None:
+    """Make the kept groups as old as if the user's last login was ``seconds_ago``."""
+    with transaction.manager:
+        user = storage.get_user(username)
+        user.groups_seen = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime(
+            SEEN_FORMAT)
+        storage.put_user(user)
+
+
+def test_an_api_token_gets_the_groups_of_the_last_browser_login(testapp, storage, lab):
+    """Carol reaches the lab only through group:physics-lab: without the kept groups her
+    token was refused (403), so smt could not write there at all."""
+    oidc_login(testapp, "carol")
+    secret = make_token(testapp)
+    with transaction.manager:
+        carol = storage.get_user("carol")
+    assert carol.groups == ("physics-lab",)
+    seen = datetime.strptime(carol.groups_seen, SEEN_FORMAT).replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - seen).total_seconds()) < 60
+    api = type(testapp)(testapp.app)  # no session: the token alone
+    assert api.get(f"/{lab}/", headers={**JSON, **basic("carol", secret)}).json["id"] == lab
+    api.put_json(f"/{lab}/by-token/", {"label": "by-token", "reason": "group write",
+                                            "timestamp": "2026-11-30 12:00:00"},
+                 headers=basic("carol", secret), status=201)
+    oidc_login(testapp, "dave")  # no groups: his token reaches nothing of the lab's
+    api.get(f"/{lab}/", headers={**JSON, **basic("dave", make_token(testapp))}, status=403)
+
+
+def test_kept_groups_older_than_the_max_age_no_longer_apply(testapp, storage, lab):
+    oidc_login(testapp, "carol")
+    secret = make_token(testapp)
+    api = type(testapp)(testapp.app)
+    set_groups_seen(storage, "carol", 7 * 86400 - 120)  # the default max age: a week
+    api.get(f"/{lab}/", headers={**JSON, **basic("carol", secret)}, status=200)
+    set_groups_seen(storage, "carol", 7 * 86400 + 120)
+    api.get(f"/{lab}/", headers={**JSON, **basic("carol", secret)}, status=403)
+    oidc_login(testapp, "carol")  # a browser login brings them back
+    api.get(f"/{lab}/", headers={**JSON, **basic("carol", secret)}, status=200)
+
+
+@pytest.mark.parametrize("max_age, age, status", [("3600", 3500, 200), ("3600", 3700, 403),
+                                                   ("0", 0, 403)])
+def test_the_max_age_is_a_setting(app_settings, demo, storage, lab, max_age, age, status):
+    app = webtest.TestApp(pyramid_sumatra.main({}, **{
+        **app_settings, "sumatra.oidc.token_groups_max_age": max_age}))
+    try:
+        oidc_login(app, "carol")
+        secret = make_token(app)
+        set_groups_seen(storage, "carol", age)
+        type(app)(app.app).get(f"/{lab}/", headers={**JSON, **basic("carol", secret)},
+                               status=status)
+    finally:
+        app.app.registry["sumatra.storage"].dispose()
+
+
+def test_a_new_login_replaces_the_kept_groups(testapp, storage, lab, provider):  # noqa: F811
+    chemistry = unique("chem")
+    with transaction.manager:
+        storage.put_project(ProjectInfo(id=chemistry, name="chemistry"))
+        storage.set_grant(chemistry, "group:chemistry", "read")
+    oidc_login(testapp, "erin")
+    secret = make_token(testapp)
+    api, token = type(testapp)(testapp.app), {**JSON, **basic("erin", secret)}
+    api.get(f"/{lab}/", headers=token, status=200)
+    api.get(f"/{chemistry}/", headers=token, status=403)
+    provider.set_groups("erin", ["chemistry"])  # she moved to another lab
+    try:
+        oidc_login(type(testapp)(testapp.app), "erin")  # another browser, another day
+    finally:
+        provider.set_groups("erin", ["physics-lab"])
+    with transaction.manager:
+        assert storage.get_user("erin").groups == ("chemistry",)
+    api.get(f"/{lab}/", headers=token, status=403)
+    api.get(f"/{chemistry}/", headers=token, status=200)
+
+
+def test_a_browser_session_does_not_outlive_its_groups_on_kept_ones(testapp, storage, lab,
+                                                                     monkeypatch):
+    """Sessions are unchanged: past sumatra.oidc.groups_seconds the browser logs in again,
+    though the kept groups (for tokens) are still young."""
+    oidc_login(testapp, "carol")
+    secret = make_token(testapp)
+    testapp.get(f"/{lab}/", headers=JSON, status=200)
+    later = time.time() + 3601  # the session trusted the groups for an hour
+    monkeypatch.setattr(sessiongroups, "time", SimpleNamespace(time=lambda: later))
+    assert testapp.get(f"/{lab}/", headers=JSON, expect_errors=True).status_int in (401, 403)
+    assert "carol" not in testapp.get("/", headers=HTML).html.select_one("header").text
+    type(testapp)(testapp.app).get(f"/{lab}/", headers={**JSON, **basic("carol", secret)},
+                                   status=200)
+
+
+class NoSource:
+    """Storage with no identity source plugin (OpenID Connect users only)."""
+
+    def external_identity(self, username: str):
+        return None
+
+
+@pytest.mark.parametrize("groups, seen_ago, max_age, expected", [
+    (("physics-lab",), 10, 3600, ("physics-lab",)),
+    ((), 10, 3600, ()),  # a login that reported no groups
+    (("physics-lab",), 3601, 3600, None),  # too old
+    (("physics-lab",), 10, 0, None),  # 0: never (browser sessions)
+    (None, 10, 3600, None),  # none kept (a backend that does not store them)
+    (("physics-lab",), -3600, 3600, None),  # an hour ahead of our clock: an edited file
+    (("physics-lab",), "garbage", 3600, None),
+    (("physics-lab", "bad:name"), 10, 3600, ("physics-lab",)),  # names re-checked
+])
+def test_current_groups_of_an_oidc_user(groups, seen_ago, max_age, expected):
+    seen = seen_ago if isinstance(seen_ago, str) else (
+        datetime.now(UTC) - timedelta(seconds=seen_ago)).strftime(SEEN_FORMAT)
+    user = UserInfo(username="carol", password_hash="!external", source="oidc",
+                    groups=groups, groups_seen=seen)
+    assert current_groups(NoSource(), user, max_age) == expected
+    assert current_groups(NoSource(), UserInfo("local", "h"), max_age) == ()
+
+
 def test_the_provider_unreachable_is_503(app_settings, demo):
-    import webtest
     from conftest import free_port
 
     app = webtest.TestApp(pyramid_sumatra.main({}, **{
@@ -255,6 +386,8 @@ def test_a_symmetric_token_made_with_public_key_material_is_refused(checker):
     ({"sumatra.oidc.client_secret_env": ""}, "client_secret_env is required"),
     ({"sumatra.oidc.issuer": "http://id.example.org"}, "must be an https:// URL"),
     ({"sumatra.oidc.scopes": "profile"}, "must include openid"),
+    ({"sumatra.oidc.token_groups_max_age": "-1"}, "token_groups_max_age must be between"),
+    ({"sumatra.oidc.token_groups_max_age": "a week"}, "token_groups_max_age must be a number"),
 ])
 def test_a_missing_or_wrong_oidc_setting_stops_start_up(app_settings, change, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,5 +1,6 @@
 """The real ``smt`` (Sumatra 0.8.1, unchanged) with a personal API token created after an
-OpenID Connect login: the 0.8.1 client cannot do OpenID Connect, so this is its way in."""
+OpenID Connect login: the 0.8.1 client cannot do OpenID Connect, so this is its way in;
+group grants apply to it through the groups of that login."""
 
 from __future__ import annotations
 
@@ -27,15 +28,19 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return path, env
 
 
-def test_smt_with_a_token_made_after_an_oidc_login(testapp, live_server, repo):
+def token_after_oidc_login(testapp, login: str = "carol") -> str:
     authorize = testapp.get("/_login/oidc", status=303).location
-    callback = log_in_at_provider(authorize, "carol", CALLBACK)
+    callback = log_in_at_provider(authorize, login, CALLBACK)
     testapp.get(callback[len("http://localhost"):], status=303)
     page = testapp.get("/_tokens", headers={"Accept": "text/html"}).text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    secret = testapp.post("/_tokens/create", {"name": "laptop", "scope": "write",
-                                              "expires": "", "projects": "",
-                                              "csrf_token": csrf}, headers=JSON).json["token"]
+    return testapp.post("/_tokens/create", {"name": "laptop", "scope": "write",
+                                            "expires": "", "projects": "",
+                                            "csrf_token": csrf}, headers=JSON).json["token"]
+
+
+def test_smt_with_a_token_made_after_an_oidc_login(testapp, live_server, repo):
+    secret = token_after_oidc_login(testapp)
     path, env = repo
     url, project = live_server.url, unique("oidc")
     run = Smt(path, env)
@@ -50,3 +55,18 @@ def test_smt_with_a_token_made_after_an_oidc_login(testapp, live_server, repo):
         with pytest.raises(urllib.error.HTTPError) as refused:
             server_json(url, f"{project}/", user=("carol", wrong))
         assert refused.value.code == 401
+
+
+def test_smt_writes_where_only_a_group_grant_lets_an_oidc_user(testapp, live_server, repo,
+                                                                lab):
+    """The lab is granted to group:physics-lab alone: the token carries the groups of
+    Carol's browser login (without them smt was refused there)."""
+    secret = token_after_oidc_login(testapp)
+    path, env = repo
+    url = live_server.url
+    run = Smt(path, env)
+    store = url.replace("http://", f"http://carol:{secret}@", 1)
+    run("init", f"--store={store}", "--main=main.py", f"--executable={sys.executable}", lab)
+    run("run", "--label=grouped", "--reason=through the group", "default.param", "n=2")
+    assert server_json(url, f"{lab}/grouped/", user=("carol", secret))["reason"] == \
+        "through the group"

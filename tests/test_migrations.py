@@ -205,6 +205,10 @@ def test_0007_adds_external_user_columns_keeping_users_local(engine, url):
     migrate.upgrade(engine, "0004")
     insert_0001_data(engine)
     assert migrate.upgrade(engine, "0007") == "0007"
+    with engine.connect() as conn:
+        assert {"source", "display_name", "email"} <= {
+            c["name"] for c in sa.inspect(conn).get_columns("users")}
+    migrate.upgrade(engine)  # the storage code below is head's (0009 added user columns)
     store = storage_for(url)
     try:
         with transaction.manager:
@@ -293,4 +297,42 @@ def test_0008_keeps_parameters_derived_from_existing_bodies(engine, url):
     with engine.connect() as conn:
         assert "parameters" not in {c["name"] for c in sa.inspect(conn).get_columns("records")}
         assert not sa.inspect(conn).has_table("record_numbers")
+    assert_data_preserved(url)
+
+
+def test_0009_keeps_no_groups_for_existing_users_and_downgrades(engine, url):
+    from alembic import command
+
+    from pyramid_sumatra.storage.types import UserInfo
+
+    migrate.upgrade(engine, "0008")
+    insert_0001_data(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO users (username, password_hash, is_admin, created, source) "
+            "VALUES ('carol', '!external', false, '2026-01-01 00:00:00', 'oidc')"))
+    assert migrate.upgrade(engine, "0009") == "0009"
+    store = storage_for(url)
+    try:
+        with transaction.manager:
+            carol = store.get_user("carol")
+            assert (carol.source, carol.groups, carol.groups_seen) == ("oidc", None, "")
+            carol.groups, carol.groups_seen = ("physics-lab",), "2026-11-30 12:00:00"
+            store.put_user(carol)
+        with transaction.manager:
+            assert store.get_user("carol").groups == ("physics-lab",)
+            store.put_user(UserInfo(username="erin", password_hash="!external",
+                                    source="oidc", groups=(), groups_seen="2026-11-30 12:00:00"))
+        with transaction.manager:
+            assert store.get_user("erin").groups == ()
+    finally:
+        store.dispose()
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0008")
+    with engine.connect() as conn:
+        assert migrate.current(conn) == "0008"
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
+        assert "kept_groups" not in columns and "groups_seen" not in columns
+        assert conn.execute(sa.text(
+            "SELECT source FROM users WHERE username = 'carol'")).scalar() == "oidc"
     assert_data_preserved(url)

@@ -56,6 +56,10 @@ def fill(ini: str) -> None:
             load_demo(store)
             store.put_user(UserInfo(username="root", password_hash="$argon2id$v=19$root",
                                     is_admin=True, created="2020-01-01 00:00:00.000001"))
+            store.put_user(UserInfo(username="carol", password_hash="!external",
+                                    created="2020-01-02 00:00:00.000001", source="oidc",
+                                    display_name="Carol Curie", email="carol@example.org",
+                                    groups=("physics-lab",), groups_seen="2026-11-30 12:00:00"))
             for path in sorted(DATA.glob("example_*.json")):
                 doc = json.loads(path.read_text())
                 doc["label"] = path.stem.replace(".", "_")
@@ -71,11 +75,13 @@ def fill(ini: str) -> None:
 
 
 def snapshot(ini: str) -> dict:
-    """Everything comparable across backends: documents (parsed), revisions, tags, grants."""
+    """Everything comparable across backends: documents (parsed), revisions, tags, grants,
+    users with their source, profile and kept groups."""
     store = open_store(ini)
     try:
         with transaction.manager:
-            users = {u.username: (u.password_hash, u.is_admin, u.created)
+            users = {u.username: (u.password_hash, u.is_admin, u.created, u.source,
+                                  u.display_name, u.email, u.groups, u.groups_seen)
                      for u in store.list_users()}
             projects = {}
             for p in store.list_projects(None):
@@ -111,7 +117,7 @@ def test_round_trip_sqlite_filesystem_postgresql_sqlite(tmp_path, postgres_ini, 
     assert len(before["projects"]["TestProject"][4]) == 16
 
     assert main([source, "copy", files]) == 0
-    assert "copied 2 users, 2 projects, 3 grants, 22 records" in capsys.readouterr().out
+    assert "copied 3 users, 2 projects, 3 grants, 22 records" in capsys.readouterr().out
     dump_file = tmp_path / "backup.jsonl"
     assert main([files, "dump", str(dump_file), "--progress"]) == 0
     out, err = capsys.readouterr()
@@ -143,7 +149,7 @@ def test_dump_file_holds_everything_for_its_owner_only(tmp_path):
     lines = [json.loads(line) for line in dump_file.read_text().splitlines()]
     assert lines[0]["format"] == "sumatra-server-dump" and lines[0]["version"] == 1
     kinds = [line.get("kind") for line in lines[1:]]
-    assert kinds.count("user") == 2 and kinds.count("record") == 22
+    assert kinds.count("user") == 3 and kinds.count("record") == 22
     assert kinds[-1] == "summary"
     assert any(line.get("password_hash", "").startswith("$argon2") for line in lines)
     assert not list(tmp_path.glob(".*.partial"))

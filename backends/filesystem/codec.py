@@ -368,8 +368,15 @@ def users_doc(users: dict[str, UserInfo]) -> dict[str, Any]:
                    "created": u.created, "session_generation": u.session_generation,
                    # external users only (auth/): local users' entries stay as they were
                    **({"source": u.source, "display_name": u.display_name,
-                       "email": u.email} if u.source else {})}
+                       "email": u.email} if u.source else {}),
+                   # kept at an OpenID login only: entries written before stay as they were
+                   **({"groups": list(u.groups), "groups_seen": u.groups_seen}
+                      if u.groups is not None else {})}
             for name, u in sorted(users.items())}
+
+
+def _groups(value: Any) -> tuple[str, ...] | None:
+    return tuple(value) if isinstance(value, list) else None
 
 
 def to_users(doc: dict | None) -> dict[str, UserInfo]:
@@ -377,5 +384,7 @@ def to_users(doc: dict | None) -> dict[str, UserInfo]:
                            is_admin=bool(v.get("is_admin")), created=v.get("created", ""),
                            session_generation=int(v.get("session_generation", 0)),
                            source=v.get("source", ""), display_name=v.get("display_name", ""),
-                           email=v.get("email", ""))
+                           email=v.get("email", ""),
+                           groups=_groups(v.get("groups")),
+                           groups_seen=v.get("groups_seen", ""))
             for name, v in (doc or {}).items()}

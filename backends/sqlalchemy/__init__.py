@@ -386,7 +386,10 @@ class SqlAlchemyBackend(RecordQueries):
         return UserInfo(username=row.username, password_hash=row.password_hash,
                         is_admin=bool(row.is_admin), created=row.created,
                         session_generation=row.session_generation, source=row.source or "",
-                        display_name=row.display_name or "", email=row.email or "")
+                        display_name=row.display_name or "", email=row.email or "",
+                        groups=None if row.kept_groups is None
+                        else tuple(json_value(row.kept_groups)),
+                        groups_seen=row.groups_seen or "")
 
     @hookimpl
     @translate_errors
@@ -540,6 +543,9 @@ def number_rows(record_id: int, project_id: str, parameters: dict) -> list[dict]
 
 
 def _external(user: UserInfo) -> dict[str, str | None]:
-    """The external-login columns (revision 0007); NULL for a local user."""
+    """The external-login columns (revisions 0007, 0009); NULL for a local user."""
     return {"source": user.source or None, "display_name": user.display_name or None,
-            "email": user.email or None}
+            "email": user.email or None,
+            "kept_groups": None if user.groups is None
+            else orjson.dumps(list(user.groups)).decode(),
+            "groups_seen": user.groups_seen or None}

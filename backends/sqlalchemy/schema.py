@@ -74,6 +74,10 @@ users = Table(
     Column("source", String(16), nullable=True),
     Column("display_name", String(200), nullable=True),
     Column("email", String(200), nullable=True),
+    # The groups an OpenID login reported, for the user's API tokens (revision 0009): a
+    # JSON array of names, and when (NULL: none kept).
+    Column("kept_groups", Text, nullable=True),
+    Column("groups_seen", String(32), nullable=True),
 )
 
 #: Personal API tokens (revision 0004): the id is the token's public part, the key of

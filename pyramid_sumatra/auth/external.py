@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from ..storage.types import StorageUnavailable
@@ -15,6 +16,8 @@ GROUP_PREFIX = "group:"
 MAX_GROUP_LENGTH = 100
 #: The most groups one identity brings (a directory can answer with thousands).
 MAX_GROUPS = 200
+#: ``UserInfo.groups_seen``: when a login reported the groups kept with the user.
+SEEN_FORMAT = "%Y-%m-%d %H:%M:%S"
 _GROUP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+@ ]*")
 
 
@@ -47,3 +50,8 @@ def group_principal(name: str) -> str:
 
 def is_external(password_hash: str) -> bool:
     return password_hash.startswith(EXTERNAL_PASSWORD)
+
+
+def seen_now() -> str:
+    """Now, as ``UserInfo.groups_seen`` keeps it."""
+    return datetime.now(UTC).strftime(SEEN_FORMAT)

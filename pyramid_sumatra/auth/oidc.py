@@ -8,7 +8,8 @@ signature against the provider's JWKS; an unknown ``kid`` refetches the JWKS, at
 once per ``jwks_refetch_seconds``). The user appears on first login (external, source
 ``oidc``) and the token's group claim becomes the session's groups until
 ``sumatra.oidc.groups_seconds``, when the session ends and the browser logs in again.
-API clients cannot do OpenID Connect: they use a personal API token made after logging in.
+API clients cannot do OpenID Connect: they use a personal API token made after logging in,
+which gets the groups kept at the last login for ``sumatra.oidc.token_groups_max_age``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ PREFIX = "sumatra.oidc."
 REGISTRY_KEY = "sumatra.oidc"
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
 MAX_DOCUMENT = 256 * 1024  # discovery and JWKS documents
+#: A week: someone who uses smt daily and the browser now and then keeps their group
+#: grants; a change of groups reaches their tokens by their next browser login.
+DEFAULT_TOKEN_GROUPS_MAX_AGE = 7 * 86400
 
 
 class LoginFailed(Exception):
@@ -59,6 +63,8 @@ class OidcSettings:
     timeout: float
     groups_seconds: float
     jwks_refetch_seconds: float
+    #: How long API tokens use the groups kept at the user's last login (0: never).
+    token_groups_max_age: float = DEFAULT_TOKEN_GROUPS_MAX_AGE
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> OidcSettings | None:
@@ -83,6 +89,9 @@ class OidcSettings:
             timeout=read.number("timeout", 5.0, low=0.1, high=60),
             groups_seconds=read.number("groups_seconds", 3600, low=10, high=86400 * 7),
             jwks_refetch_seconds=read.number("jwks_refetch_seconds", 60, low=0, high=86400),
+            token_groups_max_age=read.number("token_groups_max_age",
+                                             DEFAULT_TOKEN_GROUPS_MAX_AGE, low=0,
+                                             high=90 * 86400),
         )
 
 
@@ -223,6 +232,13 @@ class OidcClient:
         return ExternalIdentity(username=username, source="oidc", display_name=text("name"),
                                 email=text("email"),
                                 groups=usable_groups(claims.get(c.groups_claim)))
+
+
+def token_groups_max_age(registry: Any) -> float:
+    """Seconds API tokens use an OpenID user's kept groups; 0 without OpenID Connect
+    configured (no provider vouches for them any more)."""
+    client = registry.get(REGISTRY_KEY)
+    return client.config.token_groups_max_age if client is not None else 0.0
 
 
 def _find(keys: KeySet, kid: Any):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..auth.external import EXTERNAL_PASSWORD
+from ..auth.external import EXTERNAL_PASSWORD, seen_now
 from ..passwords import hash_password
 from ..sessions import end_sessions
 from ..storage import Storage
@@ -56,24 +56,31 @@ def set_password(storage: Storage, username: str, password: str) -> None:
     end_sessions(storage, username)
 
 
-def ensure_external_user(storage: Storage, identity: ExternalIdentity) -> UserInfo:
+def ensure_external_user(storage: Storage, identity: ExternalIdentity, *,
+                         keep_groups: bool = False) -> UserInfo:
     """The local user of someone who logged in elsewhere: added at first login (no usable
     password, marked with its source), display name and mail kept current. A user of
-    that name from elsewhere (local, another source) is never taken over: Conflict."""
+    that name from elsewhere (local, another source) is never taken over: Conflict.
+
+    ``keep_groups``: also keep the identity's groups with the time (an OpenID Connect
+    login: its provider cannot be asked later, and API tokens need the groups; see
+    auth.groups.current_groups). A directory is asked instead, so LDAP keeps none."""
     problem = username_problem(identity.username)
     if problem or identity.username == ANONYMOUS:
         raise InvalidInput("username", problem or f"{ANONYMOUS!r} is reserved")
     display_name, email = identity.display_name[:200], identity.email[:200]
     user = storage.get_user(identity.username)
-    if user is None:
-        user = UserInfo(username=identity.username, password_hash=EXTERNAL_PASSWORD,
-                        source=identity.source[:16], display_name=display_name, email=email)
-        storage.put_user(user)
-    elif user.source != identity.source:
+    if user is not None and user.source != identity.source:
         raise Conflict(f"a {user.source or 'local'} user named {identity.username!r} exists; "
                        "an administrator must rename or remove it first")
-    elif (user.display_name, user.email) != (display_name, email):
-        user.display_name, user.email = display_name, email
+    changed = user is None or (user.display_name, user.email) != (display_name, email)
+    if user is None:
+        user = UserInfo(username=identity.username, password_hash=EXTERNAL_PASSWORD,
+                        source=identity.source[:16])
+    user.display_name, user.email = display_name, email
+    if keep_groups:  # a new login replaces the groups the last one reported
+        user.groups, user.groups_seen, changed = identity.groups, seen_now(), True
+    if changed:
         storage.put_user(user)
     return user
 

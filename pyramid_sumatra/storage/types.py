@@ -158,6 +158,12 @@ class UserInfo:
     source: str = ""
     display_name: str = ""
     email: str = ""
+    #: The groups the user's last OpenID Connect login reported (revision 0009), and
+    #: when (UTC "YYYY-MM-DD HH:MM:SS"): API tokens use them, as the provider cannot be
+    #: asked without the user. None: none kept (never so logged in, or a backend that
+    #: does not store them; the user's tokens then get no group principals).
+    groups: tuple[str, ...] | None = None
+    groups_seen: str = ""
 
 
 #: What a personal API token may do: ``read`` only, or also ``write``.

@@ -68,7 +68,8 @@ def oidc_callback(request: Request):
     redirect_uri = request.route_url("oidc_callback")
     id_token = client.exchange(redirect_uri, code, pending["verifier"])
     identity = client.identity(client.validate(id_token, pending["nonce"]))
-    ensure_external_user(request.storage, identity)  # first login adds the user
+    # First login adds the user; every login keeps its groups for the user's API tokens.
+    ensure_external_user(request.storage, identity, keep_groups=True)
     headers = remember(request, identity.username, groups=identity.groups,
                        groups_seconds=client.config.groups_seconds)
     request.session[VIA_KEY] = "oidc"

@@ -26,8 +26,8 @@ const provider = new Provider(`http://127.0.0.1:${cfg.port}`, {
     await grant.save();
     return grant;
   },
-  findAccount: async (ctx, id) => {
-    const claims = cfg.accounts[id];
+  findAccount: async (ctx, id) => { // read again each time: a test may change the groups
+    const claims = JSON.parse(readFileSync(process.argv[2], 'utf8')).accounts[id];
     if (!claims) return undefined;
     return { accountId: id, claims: async () => ({ sub: id, ...claims }) };
   },
