@@ -8,6 +8,9 @@ server saw is read from libpq's protocol trace.
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 import transaction
 import webtest
@@ -21,7 +24,7 @@ from pyramid_sumatra.intent import WriteUnderReadIntent, unit_of_work
 from pyramid_sumatra.records import build_stored_record
 from pyramid_sumatra.services import tokens
 from pyramid_sumatra.storage.types import UserInfo
-from pyramid_sumatra_backends.sqlalchemy.reads import is_read, reader_engine
+from pyramid_sumatra_backends.sqlalchemy.reads import is_read, read_in_autocommit
 
 RECORD = "/TestProject/20111013-172503/"
 ACCEPT = {"Accept": "application/vnd.sumatra.record-v4+json"}
@@ -101,15 +104,20 @@ def test_a_get_record_is_one_round_trip(testapp, trace, backend_name):
 
 @postgresql_only
 def test_a_get_that_touches_a_token_is_replayed_in_a_transaction_at_once(
-        testapp, storage, trace, monkeypatch, backend_name):
+        testapp, storage, trace, monkeypatch, caplog, backend_name):
     with transaction.manager:
         secret = tokens.create(storage, "testuser", "laptop")[1]
     pauses: list[int] = []
     monkeypatch.setattr("pyramid_sumatra.retry.backoff", pauses.append)
     testapp.get("/", headers=basic(), status=200)  # a connection opened
     trace.mark()
+    caplog.set_level(logging.INFO, logger="pyramid_sumatra.access")
     res = testapp.get(RECORD, headers={**ACCEPT, **basic("testuser", secret)}, status=200)
     assert res.json["label"] == "20111013-172503"
+    # One access-log line, the replay's: the refused attempt's 503 was nobody's answer.
+    logged = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "pyramid_sumatra.access"]
+    assert [entry["status"] for entry in logged] == [200]
     with transaction.manager:
         assert storage.list_tokens("testuser")[0].last_used is not None
     sent = trace.sent()
@@ -206,7 +214,7 @@ def test_the_next_writer_on_the_connection_a_read_used_is_in_a_transaction(
 
 @pytest.mark.only_backends("sqlite")
 def test_sqlite_reads_keep_their_transaction(storage, backend_name):
-    assert reader_engine(engine_of(storage), None) is None
+    assert read_in_autocommit(engine_of(storage), None) is False
 
 
 @pytest.mark.parametrize(("statement", "read"), [

@@ -38,7 +38,7 @@ from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
 from .query import RecordQueries, json_value
-from .reads import IntentSession, reader_engine
+from .reads import read_in_autocommit
 from .schema import NUMBER_NAME_MAX, grants, projects, record_numbers, record_tags, records, users
 from .statements import (
     _ALL_PROJECTS,
@@ -79,9 +79,8 @@ class SqlAlchemyBackend(RecordQueries):
             self.engine.dialect.name, with_user=True)
         self._create_record = (_create_record_statement()
                                if self.engine.dialect.name == "postgresql" else None)
-        reader = reader_engine(self.engine, settings.get("sqlalchemy.isolation_level"))
-        self.Session = scoped_session(sessionmaker(bind=self.engine, class_=IntentSession,
-                                                   reader=reader))
+        read_in_autocommit(self.engine, settings.get("sqlalchemy.isolation_level"))
+        self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")
 
