@@ -20,6 +20,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
+from .intent import WriteUnderReadIntent
 from .security import cached_identity
 
 log = logging.getLogger("pyramid_sumatra.access")
@@ -74,7 +75,10 @@ def accesslog_tween_factory(handler: Callable, registry) -> Callable:
             response.headers[REQUEST_ID_HEADER] = request.request_id
             return response
         finally:
-            if log.isEnabledFor(logging.INFO):
+            # A read that had to write is replayed at once; its dropped answer (503) is
+            # nobody's: the replay logs the request.
+            if log.isEnabledFor(logging.INFO) and \
+                    not isinstance(getattr(request, "exception", None), WriteUnderReadIntent):
                 entry = access_entry(request, status, time.perf_counter() - start)
                 log.info(orjson.dumps(entry).decode())
 

@@ -2,6 +2,7 @@
 
 Without it, writers that collided replay at once and collide again until the
 attempts run out (seen with 16 clients rewriting one label through two processes).
+A read replayed to write (intent.WriteUnderReadIntent) raced nobody: it goes at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 
 from pyramid.config import Configurator
 from pyramid_retry import IBeforeRetry
+
+from .intent import WriteUnderReadIntent
 
 BASE_DELAY = 0.01  # seconds; doubled for each attempt already made
 MAX_DELAY = 0.5  # a slow disk's commit (fsync) can take this long under load
@@ -22,6 +25,8 @@ def backoff(attempt: int) -> None:
 
 
 def pause_before_retry(event) -> None:
+    if isinstance(event.exception, WriteUnderReadIntent):
+        return
     backoff(event.environ.get("retry.attempt", 0))
 
 

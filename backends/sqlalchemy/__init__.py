@@ -1,7 +1,8 @@
 """The SQLAlchemy storage backend: SQLite by default, PostgreSQL in production.
 
 Every hook runs in the current ``transaction`` through a zope.sqlalchemy-registered
-scoped session; nothing is committed by the backend itself.
+scoped session; nothing is committed by the backend itself. On PostgreSQL a read-intent
+request's session reads in autocommit and refuses writes (reads.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from . import tokens as _tokens
 from .engine import create_engine
 from .errors import translate_errors
 from .query import RecordQueries, json_value
+from .reads import read_in_autocommit
 from .schema import NUMBER_NAME_MAX, grants, projects, record_numbers, record_tags, records, users
 from .statements import (
     _ALL_PROJECTS,
@@ -77,6 +79,7 @@ class SqlAlchemyBackend(RecordQueries):
             self.engine.dialect.name, with_user=True)
         self._create_record = (_create_record_statement()
                                if self.engine.dialect.name == "postgresql" else None)
+        read_in_autocommit(self.engine, settings.get("sqlalchemy.isolation_level"))
         self.Session = scoped_session(sessionmaker(bind=self.engine))
         # Core statements do not mark the session dirty: always commit, never guess.
         zope.sqlalchemy.register(self.Session, initial_state="changed")

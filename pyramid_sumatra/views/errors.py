@@ -22,6 +22,7 @@ from pyramid.request import Request
 from pyramid.view import exception_view_config, forbidden_view_config, view_config
 
 from ..auth.external import DirectoryUnavailable
+from ..intent import WriteUnderReadIntent
 from ..resources import InvalidName, Last, Permissions, Resource, TagContainer
 from ..security import unauthorized
 from ..services.errors import ServiceError
@@ -144,6 +145,15 @@ def storage_conflict(exc, request: Request):
     return as_error(json_error(HTTPServiceUnavailable, "storage busy",
                                f"a concurrent write kept conflicting with this one: {exc}",
                                headers={"Retry-After": "1"}), request)
+
+
+@exception_view_config(WriteUnderReadIntent)
+def write_under_read_intent(exc, request: Request):
+    # pyramid_retry drops this answer and replays the request with write intent (the
+    # last attempt never reads without a transaction): plain, no page to render.
+    log.debug("replaying %s %s with write intent: %s", request.method, request.path, exc)
+    return json_error(HTTPServiceUnavailable, "storage busy", "try again",
+                      headers={"Retry-After": "1"})
 
 
 @exception_view_config(Exception)

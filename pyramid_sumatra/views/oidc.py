@@ -16,6 +16,7 @@ from pyramid.security import remember
 from pyramid.view import exception_view_config, view_config
 
 from ..auth.oidc import REGISTRY_KEY, InvalidIdToken, LoginFailed, OidcClient, OidcSettings, same
+from ..intent import add_unrepeatable_path
 from ..services.users import ensure_external_user
 from . import json_error
 from .auth import safe_next
@@ -105,3 +106,6 @@ def includeme(config) -> None:
         config.registry[REGISTRY_KEY] = OidcClient(settings)
     config.add_route("oidc_login", "/_login/oidc")
     config.add_route("oidc_callback", "/_login/oidc/callback")
+    # Its one-time code is spent before the first login writes the user: a replay with
+    # write intent would find it used, so its reads stay in a transaction.
+    add_unrepeatable_path(config, "/_login/oidc/callback")
