@@ -46,7 +46,7 @@ from . import codec, journal
 from .check import check_store, clean_stray_files
 from .codec import CorruptFile
 from .disk import Disk
-from .files import read_json, storage_error
+from .files import storage_error
 from .history import HistoryFiles
 from .paths import Layout, check_name, name_problem
 from .stage import FilesystemDataManager, ProjectStage
@@ -387,7 +387,7 @@ class FilesystemBackend:
     # -- users ----------------------------------------------------------------
 
     def _users(self) -> dict[str, UserInfo]:
-        users = codec.to_users(self._read_once("users", lambda: read_json(self.layout.users)))
+        users = codec.to_users(self._read_once("users", self.disk.users_doc))
         for name, user in self._dm().users.items():
             if user is None:
                 users.pop(name, None)

@@ -161,8 +161,7 @@ def _check_history(layout: Layout, history: history_file.HistoryFiles, project_i
     """Every history and trash file of a project parses as what it holds; one that does
     not is moved to ``lost+found/<project>/history`` (or ``trash``)."""
     def readable_history(path: Path) -> None:
-        label = "" if path.stem == history_file.PROJECT_FILE else path.stem
-        history_file.history_entries(path, project_id, label)
+        history_file.history_entries(path, project_id, history_file.label_of(path.name))
 
     for kind, directory, readable in (("history", history.history, readable_history),
                                       ("trash", history.trash, history_file.trash_item)):
@@ -194,7 +193,7 @@ def check_store(layout: Layout, repair: bool) -> dict[str, Any]:
     history = history_file.HistoryFiles(layout.root)
     history_projects = _history_projects(history)
     keys = [Layout.USERS_LOCK, token_file.LOCK] + [Layout.project_lock(p) for p in project_dirs]
-    keys += history_file.lock_keys([("forget", p, None) for p in history_projects])
+    keys += [history_file.lock_key(p) for p in history_projects]
     with journal.locked(layout, keys):
         for path in journal.pending(layout, keys):
             if report.problem(f"interrupted commit {path.name}"):

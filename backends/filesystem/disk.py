@@ -213,4 +213,8 @@ class Disk:
     # -- users ------------------------------------------------------------------
 
     def users(self) -> dict[str, UserInfo]:
-        return codec.to_users(read_json(self.layout.users))
+        return codec.to_users(self.users_doc())
+
+    def users_doc(self) -> dict | None:
+        """``users.json`` as parsed (None if there is none)."""
+        return read_json(self.layout.users)

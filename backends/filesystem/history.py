@@ -38,7 +38,17 @@ def lock_keys(ops: list[Op]) -> set[str]:
     """The locks a commit of ``ops`` takes: one per project whose history or trash it
     changes (a project's files are all under ``history/<p>/`` and ``trash/<p>/``)."""
     projects = {op[1].project_id if op[0] in ("add", "trash") else op[1] for op in ops}
-    return {f"history-{check_name(p)}" for p in projects}
+    return {lock_key(p) for p in projects}
+
+
+def lock_key(project_id: str) -> str:
+    """The lock of a project's history and trash files."""
+    return f"history-{check_name(project_id)}"
+
+
+def label_of(file_name: str) -> str:
+    """The label a history file's name stands for (``""``: the project's own)."""
+    return "" if file_name == PROJECT_FILE + ".json" else file_name[:-5]
 
 
 def _stamp(deleted_at: str) -> str:
@@ -74,8 +84,7 @@ class HistoryFiles:
     def history_labels(self, project_id: str) -> list[str]:
         directory = self.history / check_name(project_id)
         names = os.listdir(directory) if directory.is_dir() else []
-        return [("" if n == PROJECT_FILE + ".json" else n[:-5]) for n in names
-                if n.endswith(".json") and not n.endswith(".tmp")]
+        return [label_of(n) for n in names if n.endswith(".json") and not n.endswith(".tmp")]
 
     def read_trash(self, project_id: str | None) -> dict[tuple[str, str, str], TrashItem]:
         items = {}

@@ -26,6 +26,8 @@ PENDING_KEY = "sumatra.oidc.pending"
 VIA_KEY = "sumatra.via"
 PENDING_SECONDS = 600  # a login started longer ago than this starts again
 MAX_PARAMETER = 4096  # code, state, error: a provider's values are far shorter
+#: The provider sends the browser back here (its one-time code: see includeme).
+CALLBACK_PATH = "/_login/oidc/callback"
 
 
 def client_of(request: Request) -> OidcClient:
@@ -105,7 +107,7 @@ def includeme(config) -> None:
     if settings is not None:
         config.registry[REGISTRY_KEY] = OidcClient(settings)
     config.add_route("oidc_login", "/_login/oidc")
-    config.add_route("oidc_callback", "/_login/oidc/callback")
+    config.add_route("oidc_callback", CALLBACK_PATH)
     # Its one-time code is spent before the first login writes the user: a replay with
     # write intent would find it used, so its reads stay in a transaction.
-    add_unrepeatable_path(config, "/_login/oidc/callback")
+    add_unrepeatable_path(config, CALLBACK_PATH)
